@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Self-check of scripts/collection-server, run by hand: starts an instance on
+# 127.0.0.1:18999 over a temporary data root, probes it with curl (loopback
+# only, verified TLS) and prints "N passed, M failed". Exits non-zero on any
+# failure. Stops the server and removes its temporary files on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+server=$here/collection-server
+port=${FERRY_TEST_PORT:-18999}
+base=https://127.0.0.1:$port
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/collection-server-test.XXXXXX")
+state=$tmp/state
+data=$tmp/data
+
+cleanup() {
+  "$server" --stop --state "$state" >/dev/null 2>&1 || true
+  rm -rf -- "$tmp"
+}
+trap cleanup EXIT
+
+passed=0 failed=0
+
+pass() {
+  passed=$((passed + 1))
+  echo "ok   $1"
+}
+
+fail() {
+  failed=$((failed + 1))
+  echo "FAIL $1${2:+: $2}"
+}
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+  local name=$1
+  shift
+  if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+# expect NAME EXPECTED ACTUAL
+expect() {
+  if [[ $3 == "$2" ]]; then pass "$1"; else fail "$1" "expected '$2', got '$3'"; fi
+}
+
+# expect_match NAME EXTENDED_REGEX ACTUAL
+expect_match() {
+  if [[ $3 =~ $2 ]]; then pass "$1"; else fail "$1" "'$3' does not match /$2/"; fi
+}
+
+# Percent-encodes each byte of one path segment except the unreserved ones.
+urlencode() {
+  local LC_ALL=C s=$1 out='' c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    case $c in
+      [A-Za-z0-9._~-]) out+=$c ;;
+      *) out+=$(printf '%%%02X' "'$c") ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+# --- data ------------------------------------------------------------------
+
+odd_name='a b#?%é.txt'
+mkdir -p "$data/sub/deeper" "$data/folder"
+printf 'hello collection\n' >"$data/hello.txt"
+printf 'odd name contents\n' >"$data/sub/deeper/$odd_name"
+printf 'listed?\n' >"$data/folder/inside.txt"
+odd_path=/sub/deeper/$(urlencode "$odd_name")
+
+# --- start -----------------------------------------------------------------
+
+echo "starting collection-server on $base"
+start_out=$("$server" --state "$state" --root "$data" --port "$port") || {
+  echo "collection-server did not start" >&2
+  exit 1
+}
+printf '%s\n' "$start_out"
+expect_match "start prints the URL" "FERRY_COLLECTION_URL=$base" "$start_out"
+expect "env file matches stdout" "$start_out" "$(cat "$state/env")"
+
+ca=$state/ca.pem
+rw=$(cat "$state/token-rw")
+ro=$(cat "$state/token-ro")
+collection_id=$(sed -n 's/^FERRY_COLLECTION_ID=//p' "$state/env")
+expect_match "token files hold one token each" '^[0-9a-f]{64}:[0-9a-f]{64}$' "$rw:$ro"
+
+# curl against the stand-in only: no proxy, our CA, bounded time.
+c() {
+  curl -s --noproxy '*' --cacert "$ca" --max-time 20 "$@"
+}
+xrw=(-H 'X-Requested-With: XMLHttpRequest')
+auth_rw=(-H "Authorization: Bearer $rw" "${xrw[@]}")
+auth_ro=(-H "Authorization: Bearer $ro" "${xrw[@]}")
+
+# --- authentication ----------------------------------------------------------
+
+out=$(c -o /dev/null -w '%{http_code} %{redirect_url}' "$base/hello.txt")
+expect_match "no token, no X-Requested-With: 302 to login with client_id" \
+  "^302 $base/_login/authorize\\?(.*&)?client_id=$collection_id(&|$)" "$out"
+
+out=$(c -o /dev/null -w '%{http_code}' "$base/_login/authorize?client_id=$collection_id")
+expect "login page answers on loopback" 200 "$out"
+
+body=$(c "${xrw[@]}" -w '\n%{http_code} %{content_type}' "$base/hello.txt")
+expect_match "no token with X-Requested-With: 401 JSON" \
+  '"code":"unauthorized".*401 application/json$' "$(tr '\n' ' ' <<<"$body" | sed 's/ $//')"
+
+out=$(c -H "Authorization: Bearer ${rw}0" "${xrw[@]}" -o /dev/null -w '%{http_code}' \
+  "$base/hello.txt")
+expect "unknown token: 401" 401 "$out"
+
+# --- reads -------------------------------------------------------------------
+
+out=$(c --http2 "${auth_rw[@]}" -w ' %{http_code} %{http_version}' "$base/hello.txt")
+expect "GET with rw token over HTTP/2" "hello collection
+ 200 2" "$out"
+
+out=$(c --http2 "${auth_ro[@]}" -w ' %{http_code} %{http_version}' "$base/hello.txt")
+expect "GET with ro token over HTTP/2" "hello collection
+ 200 2" "$out"
+
+out=$(c --http1.1 "${auth_ro[@]}" -o /dev/null -w '%{http_code} %{http_version}' \
+  "$base/hello.txt")
+expect "GET over HTTP/1.1" "200 1.1" "$out"
+
+out=$(c "${auth_ro[@]}" -w ' %{http_code}' "$base$odd_path")
+expect "GET of a percent-encoded odd name" "odd name contents
+ 200" "$out"
+
+out=$(c "${auth_ro[@]}" -r 0-0 -w ' %{http_code} %{size_download}' "$base/hello.txt")
+expect "Range bytes=0-0: 206 and one byte" "h 206 1" "$out"
+
+headers=$(c "${auth_ro[@]}" -I "$base/hello.txt" | tr -d '\r')
+expect_match "HEAD: 200" '^HTTP/2 200' "$headers"
+expect_match "HEAD: Content-Length" $'(^|\n)content-length: 17(\n|$)' "$headers"
+
+headers=$(c -X OPTIONS -i "$base/sub/no-such-file" | tr -d '\r')
+expect_match "OPTIONS without token: 204 or 200" '^HTTP/2 20[04]' "$headers"
+expect_match "OPTIONS: Allow" \
+  $'(^|\n)allow: OPTIONS, HEAD, GET, PUT, DELETE(\n|$)' "$headers"
+
+out=$(c "${auth_ro[@]}" -o /dev/null -w '%{http_code}' "$base/no-such-file")
+expect "GET of a missing file: 404" 404 "$out"
+
+for dir in /folder /folder/ /; do
+  body=$(c "${auth_rw[@]}" -w '\n%{http_code}' "$base$dir")
+  code=${body##*$'\n'}
+  if [[ $code =~ ^40[34]$ && $body != *inside.txt* && $body != *hello.txt* ]]; then
+    pass "GET of directory $dir: $code, no listing"
+  else
+    fail "GET of directory $dir" "got $code: $body"
+  fi
+done
+
+# --- ?download ---------------------------------------------------------------
+
+headers=$(c "${auth_ro[@]}" -I "$base$odd_path?download" | tr -d '\r')
+expect_match "?download: attachment with the file name" \
+  $'(^|\n)content-disposition: attachment; filename="a b#\\?%é\\.txt"(\n|$)' "$headers"
+
+headers=$(c "${auth_ro[@]}" -I "$base/hello.txt?download=1" | tr -d '\r')
+expect_match "?download=1: attachment" \
+  $'(^|\n)content-disposition: attachment; filename="hello\\.txt"' "$headers"
+
+headers=$(c "${auth_ro[@]}" -I "$base/hello.txt" | tr -d '\r')
+if [[ $headers == *attachment* ]]; then
+  fail "no ?download: no attachment" "$headers"
+else
+  pass "no ?download: no attachment"
+fi
+
+# --- writes ------------------------------------------------------------------
+
+upload=$tmp/upload.bin
+head -c 100000 /dev/urandom >"$upload"
+
+out=$(c "${auth_rw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+  "$base/new/nested/folder/up.bin")
+expect_match "PUT with rw into new nested folders: 201/204" '^20[14]$' "$out"
+check "PUT content on disk matches" cmp -s "$upload" "$data/new/nested/folder/up.bin"
+out=$(c "${auth_ro[@]}" "$base/new/nested/folder/up.bin" | cmp - "$upload" && echo same)
+expect "GET of the uploaded file matches" same "$out"
+
+out=$(c "${auth_rw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+  "$base/new/nested/folder/up.bin")
+expect_match "PUT overwrite with rw: 200/201/204" '^20[014]$' "$out"
+
+out=$(c "${auth_ro[@]}" -T "$upload" -o /dev/null -w '%{http_code}' "$base/ro/put.bin")
+expect "PUT with ro: 403" 403 "$out"
+check "PUT with ro wrote nothing" test ! -e "$data/ro/put.bin"
+
+out=$(c "${auth_ro[@]}" -X DELETE -o /dev/null -w '%{http_code}' "$base/hello.txt")
+expect "DELETE with ro: 403" 403 "$out"
+check "DELETE with ro kept the file" test -e "$data/hello.txt"
+
+out=$(c "${auth_rw[@]}" -X DELETE -o /dev/null -w '%{http_code}' \
+  "$base/new/nested/folder/up.bin")
+expect_match "DELETE with rw: 200/204" '^20[04]$' "$out"
+check "DELETE with rw removed the file" test ! -e "$data/new/nested/folder/up.bin"
+
+out=$(c "${xrw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' "$base/anon.bin")
+expect "PUT without token: 401" 401 "$out"
+
+# --- redirect test hook --------------------------------------------------------
+
+out=$(c "${auth_rw[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' "$base/_moved/x")
+expect "/_moved/x: 302 to /x" "302 $base/x" "$out"
+
+# --- restart and stop ----------------------------------------------------------
+
+ca_before=$(cat "$ca")
+restart() {
+  "$server" --state "$state" --root "$data" --port "$port" >/dev/null 2>&1
+}
+check "start again restarts" restart
+expect "restart keeps the CA" "$ca_before" "$(cat "$ca")"
+expect "restart keeps the rw token" "$rw" "$(cat "$state/token-rw")"
+out=$(c "${auth_rw[@]}" -o /dev/null -w '%{http_code}' "$base/hello.txt")
+expect "serves after restart" 200 "$out"
+
+out=$("$server" --state "$tmp/other-state" --root "$data" --port "$port" 2>&1) &&
+  rc=0 || rc=$?
+expect "a second state dir on a busy port fails" 1 "$rc"
+expect_match "busy port message" 'busy' "$out"
+
+check "stop" "$server" --stop --state "$state"
+out=$(c -o /dev/null -w '%{http_code}' "$base/_login/" || true)
+expect "nothing answers after stop" 000 "$out"
+check "stop again succeeds" "$server" --stop --state "$state"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
