@@ -1,0 +1,421 @@
+#include "disk/disk_writer.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ferry {
+namespace {
+
+// Beyond this many buffered writes, a file's open goes alone instead of
+// heading one long linked chain.
+constexpr size_t kMaxChainedWrites = 16;
+constexpr size_t kMaxKnownDirs = 100000;
+
+std::string TempPathFor(const std::string& final_path, int attempt) {
+  size_t slash = final_path.rfind('/');
+  size_t name_at = slash == std::string::npos ? 0 : slash + 1;
+  std::string_view path(final_path);
+  return fmt::format("{}.{}.ferry-part{}", path.substr(0, name_at),
+                     path.substr(name_at),
+                     attempt > 1 ? fmt::format(".{}", attempt) : "");
+}
+
+}  // namespace
+
+struct DiskWriter::Op {
+  FileId file = 0;
+  OpKind kind = OpKind::kOpen;
+  char* buffer = nullptr;  // writes only: the bytes, owned by the pool
+  uint32_t length = 0;     // bytes in the buffer
+  uint32_t done = 0;       // bytes already written (short writes)
+  uint64_t offset = 0;     // file offset of buffer[0]
+};
+
+struct DiskWriter::File {
+  bool in_use = false;
+  uint64_t cookie = 0;
+  std::string temp_path;
+  std::string final_path;
+  int slot = -1;  // fixed file slot while open
+  bool waiting_for_slot = false;
+
+  char* buffer = nullptr;    // being filled by Append
+  size_t fill = 0;           // bytes in `buffer`
+  uint64_t next_offset = 0;  // file offset of `buffer`
+  std::vector<Op*> pending;  // full buffers not yet sent to the kernel
+  int in_flight = 0;         // operations sent, not completed
+
+  bool open_sent = false;
+  bool opened = false;
+  bool close_sent = false;
+  bool closed = false;
+  bool renamed = false;
+  bool unlinked = false;
+  bool finishing = false;
+  bool commit = false;
+  std::optional<Error> error;
+};
+
+DiskWriter::DiskWriter(const DiskOptions& options, std::unique_ptr<Ring> ring)
+    : options_(options),
+      ring_(std::move(ring)),
+      pool_(options.buffer_size, options.buffer_budget) {
+  for (int slot = static_cast<int>(ring_->file_slots()) - 1; slot >= 0;
+       --slot) {
+    free_slots_.push_back(slot);
+  }
+}
+
+DiskWriter::~DiskWriter() {
+  for (File& f : files_) {
+    if (f.buffer != nullptr) pool_.Release(f.buffer);
+  }
+}
+
+Status DiskWriter::Create(const DiskOptions& options,
+                          std::unique_ptr<DiskWriter>* out) {
+  std::unique_ptr<Ring> ring;
+  if (Status s = Ring::Create(options.ring_entries, options.file_slots, &ring);
+      !s.ok()) {
+    return s;
+  }
+  out->reset(new DiskWriter(options, std::move(ring)));
+  return {};
+}
+
+Status DiskWriter::MakeParents(const std::string& final_path) {
+  size_t slash = final_path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return {};
+  std::string dir = final_path.substr(0, slash);
+  if (known_dirs_.count(dir) != 0) return {};
+  if (::mkdir(dir.c_str(), 0777) != 0) {
+    if (errno == ENOENT) {
+      if (Status s = MakeParents(dir); !s.ok()) return s;
+      if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
+        return ErrorFromErrno(errno, "cannot create directory " + dir);
+      }
+    } else if (errno != EEXIST) {
+      return ErrorFromErrno(errno, "cannot create directory " + dir);
+    }
+  }
+  if (known_dirs_.size() >= kMaxKnownDirs) known_dirs_.clear();
+  known_dirs_.insert(std::move(dir));
+  return {};
+}
+
+Status DiskWriter::Begin(const std::string& final_path, int attempt,
+                         uint64_t cookie, FileId* id) {
+  if (Status s = MakeParents(final_path); !s.ok()) return s;
+  if (free_files_.empty()) {
+    free_files_.push_back(static_cast<FileId>(files_.size()));
+    files_.emplace_back();
+  }
+  *id = free_files_.back();
+  free_files_.pop_back();
+  File& f = files_[*id];
+  f.in_use = true;
+  f.cookie = cookie;
+  f.final_path = final_path;
+  f.temp_path = TempPathFor(final_path, attempt);
+  ++active_files_;
+  return {};
+}
+
+void DiskWriter::Append(FileId id, const char* data, size_t size) {
+  File& f = files_[id];
+  if (f.error) return;
+  const size_t capacity = pool_.buffer_size();
+  while (size > 0) {
+    if (f.buffer == nullptr) {
+      f.buffer = pool_.Acquire();
+      f.fill = 0;
+    }
+    size_t n = std::min(size, capacity - f.fill);
+    std::memcpy(f.buffer + f.fill, data, n);
+    f.fill += n;
+    data += n;
+    size -= n;
+    if (f.fill == capacity) QueueCurrentBuffer(f);
+  }
+  Advance(id);
+}
+
+void DiskWriter::SetCookie(FileId id, uint64_t cookie) {
+  files_[id].cookie = cookie;
+}
+
+bool DiskWriter::failed(FileId id) const {
+  return files_[id].error.has_value();
+}
+
+void DiskWriter::Finish(FileId id, bool commit) {
+  File& f = files_[id];
+  if (commit && f.fill > 0) {
+    QueueCurrentBuffer(f);
+  } else if (f.buffer != nullptr) {
+    pool_.Release(f.buffer);
+    f.buffer = nullptr;
+  }
+  f.finishing = true;
+  f.commit = commit;
+  Advance(id);
+}
+
+void DiskWriter::Submit() { ring_->Submit(); }
+
+void DiskWriter::Poll(const DoneFn& done) {
+  ring_->Drain([this](uint64_t data, int res) {
+    OnCompletion(reinterpret_cast<Op*>(data), res);
+  });
+  // Report after draining, so that `done` may start new files safely.
+  std::vector<std::pair<uint64_t, Status>> finished;
+  finished.swap(finished_);
+  for (auto& [cookie, status] : finished) done(cookie, status);
+}
+
+void DiskWriter::QueueCurrentBuffer(File& f) {
+  Op* op = NewOp(static_cast<FileId>(&f - files_.data()), OpKind::kWrite);
+  op->buffer = f.buffer;
+  op->length = static_cast<uint32_t>(f.fill);
+  op->offset = f.next_offset;
+  f.next_offset += f.fill;
+  f.pending.push_back(op);
+  f.buffer = nullptr;
+  f.fill = 0;
+}
+
+void DiskWriter::DropPending(File& f) {
+  for (Op* op : f.pending) {
+    pool_.Release(op->buffer);
+    free_ops_.push_back(op);
+  }
+  f.pending.clear();
+}
+
+// Drives a file's state forward: called after every event that concerns
+// it. Each step sends what can go now and returns; completions call back.
+void DiskWriter::Advance(FileId id) {
+  File& f = files_[id];
+
+  // Stream full buffers as soon as the file is open.
+  if (f.opened && !f.error && !f.close_sent && !f.pending.empty()) {
+    for (Op* op : f.pending) PrepareWrite(id, f, op, false);
+    f.pending.clear();
+  }
+  if (!f.finishing) {
+    // A large file: open it once its first buffer is full.
+    if (!f.open_sent && !f.pending.empty() && !f.error) {
+      PrepareOpen(id, f, false);
+    }
+    return;
+  }
+  if (f.in_flight > 0) return;
+  if (f.error || !f.commit) {
+    AdvanceAbort(id, f);
+  } else {
+    AdvanceCommit(id, f);
+  }
+}
+
+void DiskWriter::AdvanceCommit(FileId id, File& f) {
+  if (!f.open_sent) {
+    if (f.pending.size() > kMaxChainedWrites) {
+      PrepareOpen(id, f, false);
+      return;
+    }
+    // Everything is here: one linked chain, one trip to the kernel.
+    ring_->Reserve(static_cast<unsigned>(f.pending.size()) + 3);
+    if (PrepareOpen(id, f, true) == nullptr) return;  // waits for a slot
+    for (Op* op : f.pending) PrepareWrite(id, f, op, true);
+    f.pending.clear();
+    PrepareClose(id, f, true);
+    PrepareRename(id, f);
+    return;
+  }
+  if (!f.closed) {
+    ring_->Reserve(2);
+    PrepareClose(id, f, true);
+    PrepareRename(id, f);
+    return;
+  }
+  if (!f.renamed) {
+    PrepareRename(id, f);
+    return;
+  }
+  Complete(id, f);
+}
+
+void DiskWriter::AdvanceAbort(FileId id, File& f) {
+  DropPending(f);
+  if (f.opened && !f.closed) {
+    PrepareClose(id, f, false);
+    return;
+  }
+  if (f.open_sent && !f.unlinked) {
+    PrepareUnlink(id, f);
+    return;
+  }
+  Complete(id, f);
+}
+
+void DiskWriter::Complete(FileId id, File& f) {
+  Status status;
+  if (f.error) status = *f.error;
+  finished_.emplace_back(f.cookie, std::move(status));
+  f = File();
+  free_files_.push_back(id);
+  --active_files_;
+}
+
+DiskWriter::Op* DiskWriter::NewOp(FileId id, OpKind kind) {
+  Op* op;
+  if (free_ops_.empty()) {
+    all_ops_.push_back(std::make_unique<Op>());
+    op = all_ops_.back().get();
+  } else {
+    op = free_ops_.back();
+    free_ops_.pop_back();
+  }
+  *op = Op();
+  op->file = id;
+  op->kind = kind;
+  return op;
+}
+
+io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
+  if (f.slot < 0) {
+    if (free_slots_.empty()) {
+      if (!f.waiting_for_slot) slot_waiters_.push_back(id);
+      f.waiting_for_slot = true;
+      return nullptr;
+    }
+    f.slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  io_uring_sqe* sqe = ring_->Sqe();
+  // A direct descriptor is never inherited, so O_CLOEXEC is refused here.
+  io_uring_prep_openat_direct(sqe, AT_FDCWD, f.temp_path.c_str(),
+                              O_WRONLY | O_CREAT | O_TRUNC, 0666,
+                              static_cast<unsigned>(f.slot));
+  if (link) sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kOpen));
+  f.open_sent = true;
+  ++f.in_flight;
+  return sqe;
+}
+
+void DiskWriter::PrepareWrite(FileId, File& f, Op* op, bool link) {
+  io_uring_sqe* sqe = ring_->Sqe();
+  io_uring_prep_write(sqe, f.slot, op->buffer + op->done,
+                      op->length - op->done, op->offset + op->done);
+  sqe->flags |= IOSQE_FIXED_FILE;
+  if (link) sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data(sqe, op);
+  ++f.in_flight;
+}
+
+void DiskWriter::PrepareClose(FileId id, File& f, bool link) {
+  io_uring_sqe* sqe = ring_->Sqe();
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(f.slot));
+  if (link) sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kClose));
+  f.close_sent = true;
+  ++f.in_flight;
+}
+
+void DiskWriter::PrepareRename(FileId id, File& f) {
+  io_uring_sqe* sqe = ring_->Sqe();
+  io_uring_prep_renameat(sqe, AT_FDCWD, f.temp_path.c_str(), AT_FDCWD,
+                         f.final_path.c_str(), 0);
+  io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kRename));
+  ++f.in_flight;
+}
+
+void DiskWriter::PrepareUnlink(FileId id, File& f) {
+  io_uring_sqe* sqe = ring_->Sqe();
+  io_uring_prep_unlinkat(sqe, AT_FDCWD, f.temp_path.c_str(), 0);
+  io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kUnlink));
+  ++f.in_flight;
+}
+
+void DiskWriter::OnCompletion(Op* op, int res) {
+  const FileId id = op->file;
+  File& f = files_[id];
+  --f.in_flight;
+  auto fail = [&f](int err, const char* what, const std::string& path) {
+    if (!f.error) f.error = ErrorFromErrno(err, what + path);
+  };
+  bool keep_op = false;
+  bool slot_freed = false;
+
+  switch (op->kind) {
+    case OpKind::kOpen:
+      if (res < 0) {
+        fail(-res, "cannot create ", f.temp_path);
+        slot_freed = true;
+      } else {
+        f.opened = true;
+      }
+      break;
+    case OpKind::kWrite:
+      if (res == -ECANCELED) {
+        // An earlier link of its chain failed or was short; send it again
+        // unless the file has failed.
+        keep_op = !f.error;
+        if (keep_op) f.pending.push_back(op);
+      } else if (res <= 0) {
+        fail(res == 0 ? ENOSPC : -res, "cannot write ", f.temp_path);
+      } else if (op->done + static_cast<uint32_t>(res) < op->length) {
+        op->done += static_cast<uint32_t>(res);
+        keep_op = true;
+        if (f.error) {
+          keep_op = false;
+        } else {
+          PrepareWrite(id, f, op, false);
+        }
+      }
+      if (!keep_op) pool_.Release(op->buffer);
+      break;
+    case OpKind::kClose:
+      if (res == -ECANCELED) {
+        f.close_sent = false;
+      } else {
+        f.closed = true;
+        slot_freed = true;
+        if (res < 0) fail(-res, "cannot close ", f.temp_path);
+      }
+      break;
+    case OpKind::kRename:
+      if (res != -ECANCELED) {
+        if (res < 0) {
+          fail(-res, "cannot rename to ", f.final_path);
+        } else {
+          f.renamed = true;
+        }
+      }
+      break;
+    case OpKind::kUnlink:
+      f.unlinked = true;
+      break;
+  }
+  if (!keep_op) free_ops_.push_back(op);
+
+  if (slot_freed && f.slot >= 0) {
+    free_slots_.push_back(f.slot);
+    f.slot = -1;
+  }
+  Advance(id);
+  if (slot_freed && !slot_waiters_.empty()) {
+    FileId waiter = slot_waiters_.back();
+    slot_waiters_.pop_back();
+    files_[waiter].waiting_for_slot = false;
+    Advance(waiter);
+  }
+}
+
+}  // namespace ferry

@@ -1,0 +1,118 @@
+// Writes downloaded files through io_uring without ever blocking the
+// transfer loop on the disk, and without a half-written file ever carrying
+// its final name.
+//
+// A file's bytes go to a hidden temporary file beside the destination
+// (".NAME.ferry-part"), at explicit offsets. When the transfer is finished
+// and committed, the temporary file is closed and renamed to its final
+// name; when it is abandoned, it is closed and removed. A small file whose
+// bytes all fit in one buffer costs one submission: open, write, close and
+// rename go to the kernel as one linked chain and run on its workers.
+//
+// Not thread-safe: owned by the transfer loop's thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "disk/buffer_pool.h"
+#include "disk/ring.h"
+#include "ferry/error.h"
+
+namespace ferry {
+
+struct DiskOptions {
+  size_t buffer_size = 128 * 1024;
+  size_t buffer_budget = 512;  // busy buffers before admission stops
+  unsigned ring_entries = 1024;
+  unsigned file_slots = 2048;  // files open at once
+};
+
+class DiskWriter {
+ public:
+  using FileId = uint32_t;
+  // Called once per file when its last operation has completed: ok when
+  // a committed file now has its final name, or when an abandoned one was
+  // cleaned up without trouble; else the local error that happened.
+  using DoneFn = std::function<void(uint64_t cookie, const Status& status)>;
+
+  [[nodiscard]] static Status Create(const DiskOptions& options,
+                                     std::unique_ptr<DiskWriter>* out);
+  ~DiskWriter();
+
+  // Starts a file to be written at `final_path`; `attempt` keeps the
+  // temporary names of successive attempts apart. Creates missing parent
+  // directories. `cookie` comes back in the DoneFn.
+  [[nodiscard]] Status Begin(const std::string& final_path, int attempt,
+                             uint64_t cookie, FileId* id);
+
+  // Changes the cookie that the DoneFn will receive for this file.
+  void SetCookie(FileId id, uint64_t cookie);
+
+  // Appends received bytes. Errors surface in the DoneFn; failed() tells
+  // the transport early so that it can stop the transfer.
+  void Append(FileId id, const char* data, size_t size);
+  bool failed(FileId id) const;
+
+  // No more bytes will come. With `commit` the file gets its final name,
+  // otherwise its temporary file is removed. The id is invalid afterwards.
+  void Finish(FileId id, bool commit);
+
+  // Sends prepared operations to the kernel. The loop calls this once per
+  // turn, so that many files' operations go in one system call.
+  void Submit();
+
+  // Handles completed operations; calls `done` for files that are done.
+  void Poll(const DoneFn& done);
+
+  int event_fd() const { return ring_->event_fd(); }
+  bool over_budget() const { return pool_.over_budget(); }
+  bool idle() const { return active_files_ == 0; }
+
+ private:
+  struct File;
+  struct Op;
+  enum class OpKind : uint8_t { kOpen, kWrite, kClose, kRename, kUnlink };
+
+  DiskWriter(const DiskOptions& options, std::unique_ptr<Ring> ring);
+
+  Status MakeParents(const std::string& final_path);
+  void Advance(FileId id);
+  void AdvanceCommit(FileId id, File& f);
+  void AdvanceAbort(FileId id, File& f);
+  void Complete(FileId id, File& f);
+  void QueueCurrentBuffer(File& f);
+  void DropPending(File& f);
+
+  Op* NewOp(FileId id, OpKind kind);
+  io_uring_sqe* PrepareOpen(FileId id, File& f, bool link);
+  void PrepareWrite(FileId id, File& f, Op* op, bool link);
+  void PrepareClose(FileId id, File& f, bool link);
+  void PrepareRename(FileId id, File& f);
+  void PrepareUnlink(FileId id, File& f);
+  void OnCompletion(Op* op, int res);
+
+  DiskOptions options_;
+  std::unique_ptr<Ring> ring_;
+  BufferPool pool_;
+
+  std::vector<File> files_;           // indexed by FileId
+  std::vector<FileId> free_files_;    // ids ready for reuse
+  std::vector<Op*> free_ops_;         // operation records ready for reuse
+  std::vector<std::unique_ptr<Op>> all_ops_;
+  std::vector<int> free_slots_;       // fixed file slots not in use
+  std::vector<FileId> slot_waiters_;  // files waiting for a free slot
+  std::vector<std::pair<uint64_t, Status>> finished_;
+  size_t active_files_ = 0;
+
+  // Directories known to exist, so that a tree of many files in few
+  // directories costs one mkdir per directory. Cleared when large.
+  std::unordered_set<std::string> known_dirs_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,68 @@
+// Turns manifest entries into jobs on a thread of its own, ahead of the
+// transfer loop, through a bounded queue: memory stays flat whatever the
+// manifest's length, and the loop never waits on the manifest's disk.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "ferry/error.h"
+#include "plan/job.h"
+
+namespace ferry {
+
+class Planner {
+ public:
+  struct Options {
+    std::string manifest;
+    std::string base_url;
+    std::string dest_dir;
+    size_t queue_capacity = 4096;
+  };
+
+  // `wake` is called (from the planner's thread) after a push when the
+  // consumer said it was waiting; it must be thread-safe.
+  Planner(Options options, std::function<void()> wake);
+  ~Planner();  // stops and joins the thread
+
+  void Start();
+
+  // The consumer's side: a job, or nullopt when none is ready now. The
+  // last job has end_of_plan set.
+  std::optional<Job> TryPop();
+
+  // Asks to be woken by the next push. Call it, then TryPop() once more,
+  // before sleeping: a push between the two is not lost.
+  void WantWakeup() { consumer_waiting_.store(true); }
+
+  // Stops planning early and waits for the thread to exit, even when it
+  // was blocked on a full queue. Jobs not yet taken are dropped.
+  void Stop();
+
+  // A read error met after the manifest was checked (it changed under us).
+  const std::optional<Error>& error() const { return error_; }
+
+ private:
+  void Run();
+  bool Push(Job job);  // false once stopped
+
+  Options options_;
+  std::function<void()> wake_;
+
+  std::mutex mutex_;
+  std::condition_variable not_full_;  // signalled by TryPop and Stop
+  std::deque<Job> queue_;             // guarded by mutex_
+  bool stopped_ = false;              // guarded by mutex_
+
+  std::atomic<bool> consumer_waiting_{false};
+  std::thread thread_;
+  std::optional<Error> error_;  // written by the thread before its last push
+};
+
+}  // namespace ferry

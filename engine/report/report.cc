@@ -1,0 +1,117 @@
+#include "report/report.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+namespace ferry {
+namespace {
+
+std::string HumanBytes(double bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{:.0f} {}", bytes, kUnits[unit]);
+  return fmt::format("{:.1f} {}", bytes, kUnits[unit]);
+}
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+Status Report::Open(const std::string& path, ProgressMode progress,
+                    uint64_t files) {
+  summary_.files = files;
+  if (!path.empty()) {
+    out_.open(path, std::ios::out | std::ios::trunc);
+    if (!out_) return ErrorFromErrno(errno, "cannot write report " + path);
+  }
+  tty_ = ::isatty(STDERR_FILENO) == 1;
+  progress_ = progress == ProgressMode::kAlways ||
+              (progress == ProgressMode::kAuto && tty_);
+  // A terminal gets a line that redraws itself; a log gets a line now and
+  // then.
+  progress_every_ = tty_ ? std::chrono::milliseconds(500)
+                         : std::chrono::milliseconds(10000);
+  next_progress_ = start_ + progress_every_;
+  return {};
+}
+
+void Report::FileDone(const FileResult& r) {
+  if (r.error == nullptr) {
+    ++summary_.ok;
+    summary_.bytes += r.bytes;
+    if (r.verified) ++summary_.verified;
+  } else {
+    ++summary_.failed;
+  }
+  if (!out_.is_open()) return;
+  nlohmann::json line = {
+      {"path", *r.path},
+      {"status", r.error == nullptr ? "ok" : "failed"},
+      {"bytes", r.bytes},
+      {"http_status", r.http_status},
+      {"attempts", r.attempts},
+      {"seconds", std::round(r.seconds * 1e6) / 1e6},
+  };
+  if (r.xxh128 && r.error == nullptr) line["xxh128"] = r.xxh128->ToHex();
+  if (r.error != nullptr) line["error"] = r.error->message();
+  // Paths are bytes; a name that is not UTF-8 must not break the report.
+  out_ << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+       << '\n';
+}
+
+void Report::StopRun(const Error& error) {
+  if (!summary_.stopped_by) summary_.stopped_by = error;
+}
+
+void Report::Tick(std::chrono::steady_clock::time_point now) {
+  if (!progress_ || now < next_progress_) return;
+  next_progress_ = now + progress_every_;
+  PrintProgress(now);
+}
+
+void Report::PrintProgress(std::chrono::steady_clock::time_point now) {
+  double elapsed = Seconds(now - start_);
+  uint64_t done = summary_.ok + summary_.failed;
+  std::string line = fmt::format(
+      "ferry: {}/{} files, {} received, {}/s, {} failed, {:.0f} s", done,
+      summary_.files, HumanBytes(static_cast<double>(received_)),
+      HumanBytes(elapsed > 0 ? static_cast<double>(received_) / elapsed : 0),
+      summary_.failed, elapsed);
+  std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
+  std::fflush(stderr);
+  progress_shown_ = true;
+}
+
+RunSummary Report::Finish() {
+  if (progress_shown_ && tty_) std::fputs("\r\033[K", stderr);
+  summary_.seconds = Seconds(std::chrono::steady_clock::now() - start_);
+  uint64_t done = summary_.ok + summary_.failed;
+  summary_.not_attempted = summary_.files > done ? summary_.files - done : 0;
+  if (out_.is_open()) out_.flush();
+  return summary_;
+}
+
+std::string RunSummary::ToText() const {
+  double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
+  std::string text = fmt::format(
+      "{} files: {} ok ({} verified against the manifest), {} failed",
+      files, ok, verified, failed);
+  if (not_attempted > 0) text += fmt::format(", {} not attempted", not_attempted);
+  text += fmt::format("\n{} in {:.2f} s: {}/s, {:.0f} files/s",
+                      HumanBytes(static_cast<double>(bytes)), seconds,
+                      HumanBytes(rate),
+                      seconds > 0 ? static_cast<double>(ok) / seconds : 0);
+  if (retries > 0) text += fmt::format(", {} retries", retries);
+  if (stopped_by) text += "\nstopped early: " + stopped_by->message();
+  return text;
+}
+
+}  // namespace ferry

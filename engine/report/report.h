@@ -1,0 +1,61 @@
+// Accounting for a run: per-file results as JSON lines, the counts of the
+// summary, and the progress line. Fed by the transfer loop; never reaches
+// back into it. Not thread-safe: used on the loop's thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include "ferry/digest.h"
+#include "ferry/error.h"
+#include "ferry/get.h"
+
+namespace ferry {
+
+struct FileResult {
+  const std::string* path = nullptr;
+  uint64_t bytes = 0;
+  std::optional<Digest128> xxh128;  // of the bytes that arrived
+  bool verified = false;            // equal to the manifest's digest
+  long http_status = 0;
+  int attempts = 0;
+  double seconds = 0;
+  const Error* error = nullptr;  // null when the file arrived
+};
+
+class Report {
+ public:
+  // Opens the JSON lines file when `path` is not empty.
+  [[nodiscard]] Status Open(const std::string& path, ProgressMode progress,
+                            uint64_t files);
+
+  void FileDone(const FileResult& result);
+  void AddReceived(uint64_t bytes) { received_ += bytes; }
+  void AddRetry() { ++summary_.retries; }
+  void StopRun(const Error& error);
+
+  // Prints the progress line when it is due.
+  void Tick(std::chrono::steady_clock::time_point now);
+
+  // Ends the progress line and fills in what the loop could not count.
+  RunSummary Finish();
+
+ private:
+  void PrintProgress(std::chrono::steady_clock::time_point now);
+
+  RunSummary summary_;
+  uint64_t received_ = 0;  // every byte received, failed attempts too
+  std::ofstream out_;
+  bool progress_ = false;
+  bool tty_ = false;
+  bool progress_shown_ = false;
+  std::chrono::steady_clock::time_point start_ =
+      std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point next_progress_ = start_;
+  std::chrono::steady_clock::duration progress_every_;
+};
+
+}  // namespace ferry

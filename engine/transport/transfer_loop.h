@@ -1,0 +1,84 @@
+// The transfer loop: one thread that owns the libcurl multi handle, every
+// easy handle and the disk writer's ring. It pulls jobs from the planner
+// when it has a free stream, starts HTTP/2 transfers multiplexed over a
+// few connections, hands received bytes to the disk, and hands every
+// failed attempt to the retry policy. The ring's eventfd sits in the same
+// poll as curl's sockets, so one wait covers network and disk.
+#pragma once
+
+#include <curl/curl.h>
+#include <spdlog/logger.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "disk/disk_writer.h"
+#include "ferry/digest.h"
+#include "ferry/get.h"
+#include "ferry/retry_policy.h"
+#include "plan/job.h"
+#include "plan/planner.h"
+#include "report/report.h"
+
+namespace ferry {
+
+class TransferLoop {
+ public:
+  TransferLoop(const GetOptions& options, Planner* planner, DiskWriter* disk,
+               Report* report, spdlog::logger* log);
+  ~TransferLoop();
+  TransferLoop(const TransferLoop&) = delete;
+  TransferLoop& operator=(const TransferLoop&) = delete;
+
+  [[nodiscard]] Status Init();
+
+  // Runs until every job has ended or the run was stopped.
+  void Run();
+
+  // Thread-safe: interrupts a wait so that the loop looks for new jobs.
+  void Wake();
+
+ private:
+  struct Stream;
+  struct Attempt;  // an ended transfer whose file the disk still finishes
+
+  void Admit(Clock::time_point now);
+  std::optional<Job> NextJob(Clock::time_point now);
+  void Start(Stream& s, Job job);
+  void OnTransferDone(Stream& s, CURLcode code);
+  std::optional<Error> CheckResponse(Stream& s, CURLcode code);
+  void OnDiskDone(uint64_t cookie, const Status& status);
+  void EndAttempt(Attempt attempt);
+  void StopRun(const Error& error);
+  bool Finished() const;
+  int PollTimeoutMs(Clock::time_point now);
+
+  static size_t OnWrite(char* data, size_t size, size_t count, void* user);
+  static size_t OnHeader(char* data, size_t size, size_t count, void* user);
+  size_t Receive(Stream& s, const char* data, size_t size);
+
+  const GetOptions& options_;
+  Planner* planner_;
+  DiskWriter* disk_;
+  Report* report_;
+  spdlog::logger* log_;
+  RetryPolicy policy_;
+
+  CURLM* multi_ = nullptr;
+  curl_slist* headers_ = nullptr;
+  std::vector<std::unique_ptr<Stream>> streams_;
+  std::vector<Stream*> idle_streams_;
+
+  // Attempts waiting for the disk, indexed by the cookie given to it.
+  std::vector<std::optional<Attempt>> at_disk_;
+  std::vector<uint64_t> free_cookies_;
+  size_t disk_pending_ = 0;
+
+  std::multimap<Clock::time_point, Job> delayed_;  // retries not yet due
+  bool plan_done_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace ferry
