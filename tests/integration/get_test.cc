@@ -1,0 +1,239 @@
+// `ferry get` against the real local collection: real TLS, HTTP/2, nginx,
+// io_uring and files, compared byte for byte with their sources.
+#include <gtest/gtest.h>
+
+#include "ferry/digest.h"
+#include "integration/harness.h"
+
+namespace ferry::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+class Get : public CollectionTest {
+ protected:
+  RunResult GetWith(const std::string& manifest, const std::string& token_file,
+                    std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = GetArgs(manifest);
+    if (!token_file.empty()) {
+      args.push_back("--token-file");
+      args.push_back(token_file);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunFerry(args);
+  }
+  std::vector<Json> Report() { return ReadReport(work_ / "report.jsonl"); }
+  static std::string Hex(const std::string& data) {
+    return HashBuffer(data.data(), data.size()).ToHex();
+  }
+};
+
+
+TEST_F(Get, EmptyAndOneByteFilesArrive) {
+  Serve("empty", "");
+  Serve("one", "x");
+  RunResult r = GetWith(Manifest({"empty\t0\t" + Hex(""), "one\t1\t" + Hex("x")}),
+                        TestCollection().token_rw_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  std::vector<Json> report = Report();
+  ASSERT_EQ(report.size(), 2u);
+  for (const Json& line : report) {
+    EXPECT_EQ(line["status"], "ok");
+    EXPECT_EQ(line["http_status"], 200);
+    EXPECT_EQ(line["attempts"], 1);
+  }
+  EXPECT_NE(r.err.find("2 ok (2 verified"), std::string::npos) << r.err;
+}
+
+TEST_F(Get, LargeFileArrivesVerified) {
+  const std::string data = RandomBytes(320u << 20, 1);
+  Serve("big/file.bin", data);
+  std::string line = "big/file.bin\t" + std::to_string(data.size()) + "\t" +
+                     Hex(data);
+  RunResult r = GetWith(Manifest({line}), TestCollection().token_ro_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  std::vector<Json> report = Report();
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0]["bytes"], data.size());
+  EXPECT_EQ(report[0]["xxh128"], Hex(data));
+}
+
+TEST_F(Get, TenThousandSmallFilesArrive) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 10000; ++i) {
+    std::string rel = "d" + std::to_string(i % 97) + "/f" + std::to_string(i);
+    Serve(rel, RandomBytes(1 + (i * 37) % 9000, static_cast<uint64_t>(i)));
+    lines.push_back(rel);
+  }
+  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_EQ(Report().size(), 10000u);
+}
+
+TEST_F(Get, AwkwardNamesAndDeepFoldersArrive) {
+  std::vector<std::string> names = {
+      "with space.txt", "hash#tag",      "what?.txt",  "100%",
+      "%41%2F",         "plus+and&eq=",  "naïve café", "日本語/ファイル",
+      "'quote\"",       " leading space", "semi;colon", "tilde~and,comma"};
+  std::string deep;
+  for (int i = 0; i < 24; ++i) deep += "level" + std::to_string(i) + "/";
+  names.push_back(deep + "bottom.txt");
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < names.size(); ++i) {
+    Serve(names[i], "content of " + names[i]);
+    lines.push_back(names[i]);
+  }
+  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+}
+
+TEST_F(Get, HttpOneWorksToo) {
+  for (int i = 0; i < 50; ++i) {
+    Serve("f" + std::to_string(i), RandomBytes(70000, i));
+  }
+  std::vector<std::string> lines;
+  for (int i = 0; i < 50; ++i) lines.push_back("f" + std::to_string(i));
+  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file,
+                        {"--http1.1", "--streams", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+}
+
+TEST_F(Get, MissingTokenFailsClearlyAndWritesNothing) {
+  Serve("a", "a");
+  Serve("b/c", "c");
+  RunResult r = GetWith(Manifest({"a", "b/c"}), "");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("401"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("token"), std::string::npos) << r.err;
+  EXPECT_TRUE(ListTree(dest_).empty());
+}
+
+TEST_F(Get, ReadOnlyTokenCanGet) {
+  Serve("x/y", RandomBytes(5000, 3));
+  RunResult r = GetWith(Manifest({"x/y"}), TestCollection().token_ro_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+}
+
+TEST_F(Get, TokenFromEnvironmentIsUsed) {
+  Serve("x", "x");
+  std::vector<std::string> args = GetArgs(Manifest({"x"}));
+  std::string token = ReadFile(TestCollection().token_ro_file);
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  RunResult r = RunFerry(args, {{"FERRY_TOKEN", token}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+}
+
+TEST_F(Get, OneMissingFileFailsAloneAndIsNamed) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 40; ++i) {
+    Serve("f" + std::to_string(i), std::to_string(i));
+    lines.push_back("f" + std::to_string(i));
+  }
+  lines.insert(lines.begin() + 20, "not-there");
+  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file);
+  EXPECT_EQ(r.exit_code, 1);
+  ExpectSameTree();
+  int failed = 0;
+  for (const Json& line : Report()) {
+    if (line["status"] == "ok") continue;
+    ++failed;
+    EXPECT_EQ(line["path"], "not-there");
+    EXPECT_EQ(line["http_status"], 404);
+    EXPECT_EQ(line["attempts"], 1);
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_NE(r.err.find("not-there"), std::string::npos) << r.err;
+}
+
+TEST_F(Get, RedirectIsNeverFollowed) {
+  // The collection answers /_moved/P with a redirect to /P, which exists.
+  Serve("target", "the redirect's target");
+  std::vector<std::string> args = {
+      "get",       Manifest({"_moved/" + name_ + "/target"}),
+      "--from",    TestCollection().url,
+      "--to",      dest_.string(),
+      "--ca-file", TestCollection().ca_file,
+      "--token-file", TestCollection().token_rw_file,
+      "--report",  (work_ / "report.jsonl").string()};
+  RunResult r = RunFerry(args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("redirect"), std::string::npos) << r.err;
+  EXPECT_TRUE(ListTree(dest_).empty());
+  std::vector<Json> report = Report();
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0]["http_status"], 302);
+  std::string log = ReadFile(TestCollection().access_log);
+  EXPECT_EQ(log.find("GET /" + name_ + "/target "), std::string::npos);
+}
+
+TEST_F(Get, ChecksumMismatchLeavesNothingUnderTheFinalName) {
+  Serve("good", "good data");
+  Serve("bad", "bad data");
+  RunResult r = GetWith(
+      Manifest({"good\t\t" + Hex("good data"), "bad\t\t" + Hex("other")}),
+      TestCollection().token_rw_file);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(ListTree(dest_), std::vector<std::string>{"good"});
+  EXPECT_NE(r.err.find("differs from the manifest"), std::string::npos);
+}
+
+TEST_F(Get, SizeMismatchFailsTheFile) {
+  Serve("f", "12345");
+  RunResult r = GetWith(Manifest({"f\t4"}), TestCollection().token_rw_file);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(ListTree(dest_).empty());
+}
+
+TEST_F(Get, BadManifestRefusesToStart) {
+  Serve("ok", "ok");
+  RunResult r = GetWith(Manifest({"ok", "../escape", "/abs", "a//b"}),
+                        TestCollection().token_rw_file);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(":2: '..' segment"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(":3: absolute"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(":4: empty path segment"), std::string::npos) << r.err;
+  EXPECT_TRUE(ListTree(dest_).empty());
+}
+
+TEST_F(Get, DigestsAgreeWithXxhsum) {
+  Serve("a", RandomBytes(100000, 9));
+  Serve("b", RandomBytes(3, 10));
+  RunResult r = GetWith(Manifest({"a", "b"}), TestCollection().token_rw_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const Json& line : Report()) {
+    std::string path = line["path"];
+    EXPECT_EQ(line["xxh128"], XxhsumOf(src_ / path)) << path;
+  }
+}
+
+TEST_F(Get, UnknownCertificateAuthorityStopsTheRun) {
+  Serve("a", "a");
+  std::vector<std::string> args = GetArgs(Manifest({"a"}));
+  // Drop --ca-file: the system store does not know the test CA.
+  auto it = std::find(args.begin(), args.end(), "--ca-file");
+  args.erase(it, it + 2);
+  args.push_back("--token-file");
+  args.push_back(TestCollection().token_rw_file);
+  RunResult r = RunFerry(args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("TLS"), std::string::npos) << r.err;
+  EXPECT_TRUE(ListTree(dest_).empty());
+}
+
+TEST_F(Get, ExistingDestinationFilesAreReplacedWhole) {
+  Serve("f", "new");
+  WriteFile(dest_ / "f", "an older and longer version");
+  RunResult r = GetWith(Manifest({"f"}), TestCollection().token_rw_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(dest_ / "f"), "new");
+}
+
+}  // namespace
+}  // namespace ferry::testing

@@ -1,0 +1,195 @@
+#include "integration/harness.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+extern char** environ;
+
+namespace ferry::testing {
+namespace {
+
+std::map<std::string, std::string> ReadEnvFile(const fs::path& path) {
+  std::map<std::string, std::string> values;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return values;
+}
+
+}  // namespace
+
+const Collection& TestCollection() {
+  static const Collection collection = [] {
+    auto env = ReadEnvFile(fs::path(FERRY_TEST_DIR) / "state" / "env");
+    Collection c;
+    c.url = env["FERRY_COLLECTION_URL"];
+    c.ca_file = env["FERRY_COLLECTION_CA"];
+    c.root = env["FERRY_COLLECTION_ROOT"];
+    c.token_rw_file = env["FERRY_TOKEN_RW_FILE"];
+    c.token_ro_file = env["FERRY_TOKEN_RO_FILE"];
+    c.access_log = env["FERRY_COLLECTION_ACCESS_LOG"];
+    return c;
+  }();
+  return collection;
+}
+
+RunResult RunFerry(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env) {
+  char out_name[] = "/tmp/ferry-test-out-XXXXXX";
+  char err_name[] = "/tmp/ferry-test-err-XXXXXX";
+  int out_fd = mkstemp(out_name);
+  int err_fd = mkstemp(err_name);
+
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("FERRY_TOKEN=", 0) != 0) {
+      env_strings.emplace_back(*e);
+    }
+  }
+  for (auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  std::vector<std::string> argv_strings = {FERRY_BIN};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
+  pid_t pid;
+  RunResult result;
+  if (posix_spawn(&pid, FERRY_BIN, &actions, nullptr, argv.data(),
+                  envp.data()) == 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
+                                         : 128 + WTERMSIG(status);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  close(out_fd);
+  close(err_fd);
+  result.out = ReadFile(out_name);
+  result.err = ReadFile(err_name);
+  unlink(out_name);
+  unlink(err_name);
+  return result;
+}
+
+std::string RandomBytes(size_t size, uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::string data(size, '\0');
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t v = random();
+    std::memcpy(data.data() + i, &v, 8);
+  }
+  for (; i < size; ++i) data[i] = static_cast<char>(random());
+  return data;
+}
+
+void WriteFile(const fs::path& path, const std::string& data) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> ListTree(const fs::path& dir) {
+  std::vector<std::string> names;
+  if (!fs::exists(dir)) return names;
+  for (auto& e : fs::recursive_directory_iterator(dir)) {
+    names.push_back(fs::relative(e.path(), dir).string() +
+                    (e.is_directory() ? "/" : ""));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<nlohmann::json> ReadReport(const fs::path& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::string XxhsumOf(const fs::path& path) {
+  std::string command = "xxhsum -H2 '" + path.string() + "'";
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return "";
+  char buffer[256] = {};
+  size_t n = fread(buffer, 1, sizeof buffer - 1, p);
+  pclose(p);
+  std::string out(buffer, n);
+  return out.substr(0, out.find(' '));
+}
+
+void CollectionTest::SetUp() {
+  ASSERT_FALSE(TestCollection().url.empty())
+      << "the test collection is not running (CTest's collection.start "
+         "fixture starts it)";
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  name_ = std::string(info->test_suite_name()) + "." + info->name();
+  src_ = TestCollection().root / name_;
+  dest_ = fs::path(FERRY_TEST_DIR) / "out" / name_;
+  work_ = fs::path(FERRY_TEST_DIR) / "work" / name_;
+  for (const fs::path& p : {src_, dest_, work_}) {
+    fs::remove_all(p);
+  }
+  fs::create_directories(src_);
+  fs::create_directories(work_);
+}
+
+void CollectionTest::Serve(const std::string& rel, const std::string& data) {
+  WriteFile(src_ / rel, data);
+}
+
+std::string CollectionTest::Manifest(const std::vector<std::string>& lines) {
+  fs::path path = work_ / "manifest";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (const auto& line : lines) out << line << '\n';
+  return path.string();
+}
+
+std::vector<std::string> CollectionTest::GetArgs(
+    const std::string& manifest) const {
+  return {"get",       manifest,
+          "--from",    TestCollection().url + "/" + name_,
+          "--to",      dest_.string(),
+          "--ca-file", TestCollection().ca_file,
+          "--report",  (work_ / "report.jsonl").string()};
+}
+
+void CollectionTest::ExpectSameTree() const {
+  EXPECT_EQ(ListTree(dest_), ListTree(src_));
+  for (auto& e : fs::recursive_directory_iterator(src_)) {
+    if (!e.is_regular_file()) continue;
+    fs::path copy = dest_ / fs::relative(e.path(), src_);
+    ASSERT_TRUE(ReadFile(copy) == ReadFile(e.path())) << copy;
+  }
+}
+
+}  // namespace ferry::testing

@@ -1,0 +1,71 @@
+// Helpers for tests that run the ferry program against the local
+// collection started by the CTest fixture (scripts/collection-server).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ferry::testing {
+
+namespace fs = std::filesystem;
+
+// What the fixture's collection-server printed into its state folder.
+struct Collection {
+  std::string url;
+  std::string ca_file;
+  fs::path root;  // the folder the collection serves
+  std::string token_rw_file;
+  std::string token_ro_file;
+  fs::path access_log;
+};
+const Collection& TestCollection();
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // standard output
+  std::string err;  // standard error
+};
+
+// Runs the ferry program with `args` and waits for it. FERRY_TOKEN is
+// removed from its environment; `env` adds variables.
+RunResult RunFerry(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env = {});
+
+// Deterministic pseudo-random bytes.
+std::string RandomBytes(size_t size, uint64_t seed);
+void WriteFile(const fs::path& path, const std::string& data);
+std::string ReadFile(const fs::path& path);
+// Every entry below `dir` (files, folders, hidden ones too), relative.
+std::vector<std::string> ListTree(const fs::path& dir);
+std::vector<nlohmann::json> ReadReport(const fs::path& path);
+std::string XxhsumOf(const fs::path& path);  // `xxhsum -H2`'s digest
+
+// A test with its own source folder on the collection and its own empty
+// destination folder.
+class CollectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+
+  // Writes a file on the collection at `rel` below this test's folder.
+  void Serve(const std::string& rel, const std::string& data);
+  // A manifest file with these lines; returns its path.
+  std::string Manifest(const std::vector<std::string>& lines);
+  // `get` arguments for this test's manifest, folder and CA; add a token.
+  std::vector<std::string> GetArgs(const std::string& manifest) const;
+  // Asserts that every file served below this test's folder arrived
+  // byte for byte, and that nothing else is in the destination.
+  void ExpectSameTree() const;
+
+  std::string name_;  // this test's folder on the collection
+  fs::path src_;      // the collection's copy
+  fs::path dest_;     // where ferry writes
+  fs::path work_;     // manifests and reports
+};
+
+}  // namespace ferry::testing

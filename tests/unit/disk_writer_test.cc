@@ -1,0 +1,141 @@
+// The disk writer on a real file system through a real io_uring.
+#include "disk/disk_writer.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace ferry {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DiskWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("ferry-disk-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    DiskOptions options;
+    options.buffer_size = 4096;  // small, so that files span many buffers
+    Status s = DiskWriter::Create(options, &disk_);
+    if (!s.ok()) GTEST_SKIP() << "io_uring unavailable: " << s.error().message();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs the writer until every file is done.
+  void Drain() {
+    while (!disk_->idle()) {
+      disk_->Submit();
+      disk_->Poll([this](uint64_t cookie, const Status& status) {
+        done_[cookie] = status.ok() ? "ok" : status.error().message();
+      });
+    }
+  }
+
+  static std::string Read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  std::vector<std::string> Names() {
+    std::vector<std::string> names;
+    for (auto& e : fs::recursive_directory_iterator(dir_)) {
+      names.push_back(fs::relative(e.path(), dir_).string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<DiskWriter> disk_;
+  std::map<uint64_t, std::string> done_;
+};
+
+TEST_F(DiskWriterTest, CommittedFilesGetTheirFinalNames) {
+  std::string big(100000, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 251);
+  DiskWriter::FileId a, b, c;
+  ASSERT_TRUE(disk_->Begin((dir_ / "x/y/small").string(), 1, 1, &a).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "x/big").string(), 1, 2, &b).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "empty").string(), 1, 3, &c).ok());
+  disk_->Append(a, "hello", 5);
+  // Odd-sized pieces, as the network delivers them.
+  for (size_t at = 0; at < big.size(); at += 1000) {
+    disk_->Append(b, big.data() + at, std::min<size_t>(1000, big.size() - at));
+    disk_->Submit();
+  }
+  disk_->Finish(a, true);
+  disk_->Finish(b, true);
+  disk_->Finish(c, true);
+  Drain();
+  EXPECT_EQ(done_[1], "ok");
+  EXPECT_EQ(done_[2], "ok");
+  EXPECT_EQ(done_[3], "ok");
+  EXPECT_EQ(Read(dir_ / "x/y/small"), "hello");
+  EXPECT_EQ(Read(dir_ / "x/big"), big);
+  EXPECT_EQ(Read(dir_ / "empty"), "");
+  EXPECT_EQ(Names(), (std::vector<std::string>{"empty", "x", "x/big", "x/y",
+                                               "x/y/small"}));
+}
+
+TEST_F(DiskWriterTest, AbandonedFilesLeaveNothing) {
+  DiskWriter::FileId a, b;
+  ASSERT_TRUE(disk_->Begin((dir_ / "a").string(), 1, 1, &a).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "b").string(), 1, 2, &b).ok());
+  std::string data(20000, 'z');  // spans buffers: the file gets opened
+  disk_->Append(a, data.data(), data.size());
+  disk_->Append(b, "x", 1);
+  disk_->Submit();
+  disk_->Finish(a, false);
+  disk_->Finish(b, false);
+  Drain();
+  EXPECT_EQ(done_[1], "ok");
+  EXPECT_EQ(done_[2], "ok");
+  EXPECT_TRUE(Names().empty());
+}
+
+TEST_F(DiskWriterTest, ReplacesAnExistingFileAtomically) {
+  std::ofstream(dir_ / "f") << "old contents, longer";
+  DiskWriter::FileId id;
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 1, 7, &id).ok());
+  disk_->Append(id, "new", 3);
+  disk_->Finish(id, true);
+  Drain();
+  EXPECT_EQ(Read(dir_ / "f"), "new");
+  EXPECT_EQ(Names(), std::vector<std::string>{"f"});
+}
+
+TEST_F(DiskWriterTest, ReportsAFolderThatCannotBeMade) {
+  std::ofstream(dir_ / "file") << "a file where a folder should be";
+  DiskWriter::FileId id;
+  Status s = disk_->Begin((dir_ / "file/sub/x").string(), 1, 1, &id);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("cannot create directory"),
+            std::string::npos);
+}
+
+TEST_F(DiskWriterTest, ReportsAFileThatCannotBeCreated) {
+  // The final name is an existing folder: the rename must fail, and the
+  // temporary file must be removed.
+  fs::create_directories(dir_ / "taken/inner");
+  DiskWriter::FileId id;
+  ASSERT_TRUE(disk_->Begin((dir_ / "taken").string(), 1, 5, &id).ok());
+  disk_->Append(id, "data", 4);
+  disk_->Finish(id, true);
+  Drain();
+  EXPECT_NE(done_[5].find("cannot rename"), std::string::npos) << done_[5];
+  EXPECT_EQ(Names(), (std::vector<std::string>{"taken", "taken/inner"}));
+}
+
+}  // namespace
+}  // namespace ferry

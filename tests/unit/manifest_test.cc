@@ -1,0 +1,180 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ferry/manifest.h"
+#include "manifest/line_reader.h"
+
+namespace ferry {
+namespace {
+
+ParsedLine Parse(std::string_view line, ManifestEntry* entry) {
+  return ParseManifestLine(line, entry);
+}
+
+TEST(ManifestLine, PathOnly) {
+  ManifestEntry e;
+  ParsedLine p = Parse("data/run 1/a#b?c%d é.txt", &e);
+  ASSERT_TRUE(p.has_entry);
+  EXPECT_EQ(e.path, "data/run 1/a#b?c%d é.txt");
+  EXPECT_FALSE(e.size);
+  EXPECT_FALSE(e.xxh128);
+}
+
+TEST(ManifestLine, PathSizeAndDigest) {
+  ManifestEntry e;
+  ParsedLine p = Parse("a/b\t12\t99aa06d3014798d86001c324468d497f", &e);
+  ASSERT_TRUE(p.has_entry) << p.error.value_or("");
+  EXPECT_EQ(e.path, "a/b");
+  EXPECT_EQ(e.size, 12u);
+  ASSERT_TRUE(e.xxh128);
+  EXPECT_EQ(e.xxh128->ToHex(), "99aa06d3014798d86001c324468d497f");
+}
+
+TEST(ManifestLine, EmptySizeColumnMeansUnknown) {
+  ManifestEntry e;
+  ParsedLine p = Parse("a\t\t99aa06d3014798d86001c324468d497f", &e);
+  ASSERT_TRUE(p.has_entry);
+  EXPECT_FALSE(e.size);
+  EXPECT_TRUE(e.xxh128);
+}
+
+TEST(ManifestLine, DropsCarriageReturn) {
+  ManifestEntry e;
+  ASSERT_TRUE(Parse("a/b\t3\r", &e).has_entry);
+  EXPECT_EQ(e.path, "a/b");
+  EXPECT_EQ(e.size, 3u);
+}
+
+TEST(ManifestLine, SkipsBlankAndCommentLines) {
+  ManifestEntry e;
+  for (const char* line : {"", "   ", "\t", "# a comment", "#", "\r"}) {
+    ParsedLine p = Parse(line, &e);
+    EXPECT_FALSE(p.has_entry) << line;
+    EXPECT_FALSE(p.error) << line;
+  }
+}
+
+TEST(ManifestLine, RefusesEachKindOfBadLine) {
+  const char* bad[] = {
+      "/etc/passwd",          // absolute
+      "a/../b",               // parent segment
+      "..",                   // parent segment alone
+      "a/./b",                // current-directory segment
+      "a//b",                 // empty segment
+      "a/b/",                 // trailing slash
+      "a\x01z",               // control byte
+      "a\x7fz",               // DEL
+      "a\tnot-a-size",        // size not a number
+      "a\t-1",                // negative size
+      "a\t12\tnot-hex",       // digest not hex
+      "a\t12\t99aa06d3014798d8",  // digest too short
+      "a\t1\t99aa06d3014798d86001c324468d497f\textra",  // four columns
+  };
+  for (const char* line : bad) {
+    ManifestEntry e;
+    ParsedLine p = Parse(line, &e);
+    EXPECT_FALSE(p.has_entry) << line;
+    EXPECT_TRUE(p.error) << line;
+  }
+}
+
+TEST(PathValidation, AcceptsOrdinaryNames) {
+  EXPECT_FALSE(ValidateRelativePath("a"));
+  EXPECT_FALSE(ValidateRelativePath("a/b/c.txt"));
+  EXPECT_FALSE(ValidateRelativePath(".hidden/..dots/x..y"));
+  EXPECT_FALSE(ValidateRelativePath("naïve/日本語"));
+}
+
+TEST(PathValidation, RefusesLongSegments) {
+  EXPECT_FALSE(ValidateRelativePath(std::string(255, 'x')));
+  EXPECT_TRUE(ValidateRelativePath(std::string(256, 'x')));
+}
+
+class ManifestFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ferry-manifest-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Write(const std::string& text) {
+    std::string path = (dir_ / "manifest").string();
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(ManifestFile, ReadsEntriesWithLineNumbers) {
+  std::string path = Write("# header\na\n\nb/c\t5\nlast-without-newline");
+  ManifestReader reader;
+  ASSERT_TRUE(reader.Open(path).ok());
+  ManifestEntry e;
+  ASSERT_TRUE(reader.Next(&e));
+  EXPECT_EQ(e.path, "a");
+  EXPECT_EQ(e.line, 2u);
+  ASSERT_TRUE(reader.Next(&e));
+  EXPECT_EQ(e.path, "b/c");
+  EXPECT_EQ(e.line, 4u);
+  ASSERT_TRUE(reader.Next(&e));
+  EXPECT_EQ(e.path, "last-without-newline");
+  EXPECT_EQ(e.line, 5u);
+  EXPECT_FALSE(reader.Next(&e));
+  EXPECT_FALSE(reader.error());
+}
+
+TEST_F(ManifestFile, CheckNamesEveryBadLine) {
+  std::string path = Write("ok\n/abs\nfine\na/../b\n");
+  ManifestCheck check;
+  Status s = CheckManifest(path, &check);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kManifest);
+  EXPECT_EQ(check.bad_lines, 2u);
+  EXPECT_NE(s.error().message().find(":2: absolute"), std::string::npos)
+      << s.error().message();
+  EXPECT_NE(s.error().message().find(":4: '..' segment"), std::string::npos)
+      << s.error().message();
+}
+
+TEST_F(ManifestFile, CheckCountsEntries) {
+  ManifestCheck check;
+  ASSERT_TRUE(CheckManifest(Write("a\nb\n# c\n\nd\n"), &check).ok());
+  EXPECT_EQ(check.entries, 3u);
+}
+
+TEST_F(ManifestFile, RefusesOverlongLineAndGoesOn) {
+  std::string text = "a\n" + std::string(kMaxManifestLine + 10, 'x') + "\nb\n";
+  ManifestCheck check;
+  Status s = CheckManifest(Write(text), &check);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(check.bad_lines, 1u);
+  EXPECT_EQ(check.entries, 2u);
+  EXPECT_NE(s.error().message().find(":2: line longer"), std::string::npos)
+      << s.error().message();
+}
+
+TEST_F(ManifestFile, MissingFileIsAnError) {
+  ManifestCheck check;
+  Status s = CheckManifest((dir_ / "nope").string(), &check);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("cannot open manifest"),
+            std::string::npos);
+}
+
+TEST_F(ManifestFile, LineReaderKeepsMemoryBounded) {
+  // A line of 10 MiB without a newline must not be buffered whole.
+  std::string path = Write(std::string(10 << 20, 'y'));
+  LineReader reader(1024);
+  ASSERT_EQ(reader.Open(path), 0);
+  std::string_view line;
+  EXPECT_EQ(reader.Next(&line), LineReader::Result::kTooLong);
+  EXPECT_EQ(reader.Next(&line), LineReader::Result::kEnd);
+}
+
+}  // namespace
+}  // namespace ferry
