@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -96,6 +97,8 @@ int RunGetCommand(ferry::GetOptions& options, const CommonFlags& flags,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that closes a connection must cost a transfer, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"ferry: moves many files between a local file system and "
                "HTTPS data collections, fast and verified"};
   app.set_version_flag("--version", "ferry 0.1.0");

@@ -397,7 +397,7 @@ void TransferLoop::EndAttempt(Attempt a) {
   if (next.retry && !stopping_) {
     double wait = std::chrono::duration<double>(next.not_before -
                                                 Clock::now()).count();
-    log_->info("{}: attempt {}/{} failed: {}; retrying in {:.1f} s", job.path,
+    log_->warn("{}: attempt {}/{} failed: {}; retrying in {:.1f} s", job.path,
                job.attempts, policy_.options().max_attempts, error.message(),
                std::max(wait, 0.0));
     report_->AddRetry();

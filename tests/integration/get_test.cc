@@ -235,5 +235,26 @@ TEST_F(Get, ExistingDestinationFilesAreReplacedWhole) {
   EXPECT_EQ(ReadFile(dest_ / "f"), "new");
 }
 
+TEST_F(Get, UnreachableCollectionIsRetriedThenReported) {
+  // Nothing listens on port 1 of loopback: every attempt is refused, which
+  // is transient, so the file gets all its attempts before it fails.
+  std::vector<std::string> args = {
+      "get",       Manifest({"a"}),
+      "--from",    "https://127.0.0.1:1",
+      "--to",      dest_.string(),
+      "--ca-file", TestCollection().ca_file,
+      "--token-file", TestCollection().token_rw_file,
+      "--attempts", "3",
+      "--report",  (work_ / "report.jsonl").string()};
+  RunResult r = RunFerry(args);
+  EXPECT_EQ(r.exit_code, 1);
+  std::vector<Json> report = Report();
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0]["status"], "failed");
+  EXPECT_EQ(report[0]["attempts"], 3);
+  EXPECT_NE(r.err.find("attempt 1/3"), std::string::npos) << r.err;
+  EXPECT_TRUE(ListTree(dest_).empty());
+}
+
 }  // namespace
 }  // namespace ferry::testing
