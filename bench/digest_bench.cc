@@ -22,7 +22,11 @@ void BM_HashBuffer(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_HashBuffer)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20)->Arg(16 << 20);
+BENCHMARK(BM_HashBuffer)
+    ->Arg(4 << 10)
+    ->Arg(64 << 10)
+    ->Arg(1 << 20)
+    ->Arg(16 << 20);
 
 void BM_HasherIn16KiBPieces(benchmark::State& state) {
   constexpr size_t kPiece = 16 << 10;

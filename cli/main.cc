@@ -33,9 +33,8 @@ bool ReadToken(const std::string& path, std::string* token,
   std::getline(in, *token);
   auto first = token->find_first_not_of(" \t\r\n");
   auto last = token->find_last_not_of(" \t\r\n");
-  *token = first == std::string::npos
-               ? ""
-               : token->substr(first, last - first + 1);
+  *token =
+      first == std::string::npos ? "" : token->substr(first, last - first + 1);
   if (token->empty()) {
     *problem = "token file " + path + " is empty";
     return false;
@@ -72,9 +71,10 @@ int RunGetCommand(ferry::GetOptions& options, const CommonFlags& flags,
   } else if (const char* env = std::getenv(kTokenVariable); env && *env) {
     options.token = env;
   } else {
-    log->warn("no token (--token-file or {}): requests go without one, as "
-              "only a public collection allows",
-              kTokenVariable);
+    log->warn(
+        "no token (--token-file or {}): requests go without one, as "
+        "only a public collection allows",
+        kTokenVariable);
   }
   options.progress = no_progress || flags.quiet ? ferry::ProgressMode::kNever
                      : progress                 ? ferry::ProgressMode::kAlways
@@ -99,8 +99,9 @@ int RunGetCommand(ferry::GetOptions& options, const CommonFlags& flags,
 int main(int argc, char** argv) {
   // A peer that closes a connection must cost a transfer, not the process.
   std::signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"ferry: moves many files between a local file system and "
-               "HTTPS data collections, fast and verified"};
+  CLI::App app{
+      "ferry: moves many files between a local file system and "
+      "HTTPS data collections, fast and verified"};
   app.set_version_flag("--version", "ferry 0.1.0");
   app.require_subcommand(1);
 
@@ -115,8 +116,7 @@ int main(int argc, char** argv) {
                   "Manifest: one relative path per line, or "
                   "path<TAB>size<TAB>xxh128")
       ->required();
-  get->add_option("--from", options.base_url,
-                  "The collection's HTTPS base URL")
+  get->add_option("--from", options.base_url, "The collection's HTTPS base URL")
       ->required();
   get->add_option("--to", options.dest_dir, "Local destination folder")
       ->required();
@@ -126,8 +126,7 @@ int main(int argc, char** argv) {
                   "CA certificates for the collection's TLS certificate");
   get->add_option("--report", options.report,
                   "Write one JSON line per file to this file");
-  get->add_option("--streams", options.streams,
-                  "Transfers in flight at once")
+  get->add_option("--streams", options.streams, "Transfers in flight at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   get->add_option("--connections", options.connections,
@@ -153,6 +152,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (get->parsed()) return RunGetCommand(options, flags, progress, no_progress);
+  if (get->parsed())
+    return RunGetCommand(options, flags, progress, no_progress);
   return kExitUsage;
 }

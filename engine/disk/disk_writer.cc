@@ -311,8 +311,8 @@ io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
 
 void DiskWriter::PrepareWrite(FileId, File& f, Op* op, bool link) {
   io_uring_sqe* sqe = ring_->Sqe();
-  io_uring_prep_write(sqe, f.slot, op->buffer + op->done,
-                      op->length - op->done, op->offset + op->done);
+  io_uring_prep_write(sqe, f.slot, op->buffer + op->done, op->length - op->done,
+                      op->offset + op->done);
   sqe->flags |= IOSQE_FIXED_FILE;
   if (link) sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data(sqe, op);

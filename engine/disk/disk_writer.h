@@ -101,9 +101,9 @@ class DiskWriter {
   std::unique_ptr<Ring> ring_;
   BufferPool pool_;
 
-  std::vector<File> files_;           // indexed by FileId
-  std::vector<FileId> free_files_;    // ids ready for reuse
-  std::vector<Op*> free_ops_;         // operation records ready for reuse
+  std::vector<File> files_;         // indexed by FileId
+  std::vector<FileId> free_files_;  // ids ready for reuse
+  std::vector<Op*> free_ops_;       // operation records ready for reuse
   std::vector<std::unique_ptr<Op>> all_ops_;
   std::vector<int> free_slots_;       // fixed file slots not in use
   std::vector<FileId> slot_waiters_;  // files waiting for a free slot

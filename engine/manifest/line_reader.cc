@@ -40,7 +40,8 @@ LineReader::Result LineReader::Next(std::string_view* line) {
   size_t scanned = 0;  // bytes after begin_ known to hold no newline
   for (;;) {
     const char* start = buffer_.get() + begin_;
-    const void* nl = std::memchr(start + scanned, '\n', end_ - begin_ - scanned);
+    const void* nl =
+        std::memchr(start + scanned, '\n', end_ - begin_ - scanned);
     if (nl != nullptr) {
       size_t length = static_cast<const char*>(nl) - start;
       begin_ += length + 1;

@@ -1,8 +1,9 @@
+#include "ferry/manifest.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
 
-#include "ferry/manifest.h"
 #include "manifest/line_reader.h"
 
 namespace ferry {
@@ -16,8 +17,8 @@ Error ManifestError(const std::string& path, uint64_t line,
 
 std::optional<uint64_t> ParseSize(std::string_view text) {
   uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
-                                   value, 10);
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), value, 10);
   if (ec != std::errc() || end != text.data() + text.size()) {
     return std::nullopt;
   }
@@ -61,8 +62,8 @@ ParsedLine ParseManifestLine(std::string_view line, ManifestEntry* entry) {
   for (;;) {
     size_t tab = line.find('\t', start);
     if (count == 3) return {false, "more than three tab-separated columns"};
-    columns[count++] = line.substr(
-        start, tab == std::string_view::npos ? tab : tab - start);
+    columns[count++] =
+        line.substr(start, tab == std::string_view::npos ? tab : tab - start);
     if (tab == std::string_view::npos) break;
     start = tab + 1;
   }
@@ -80,8 +81,8 @@ ParsedLine ParseManifestLine(std::string_view line, ManifestEntry* entry) {
   if (count == 3 && !columns[2].empty()) {
     entry->xxh128 = Digest128::FromHex(columns[2]);
     if (!entry->xxh128) {
-      return {false, fmt::format("xxh128 '{}' is not 32 hex digits",
-                                 columns[2])};
+      return {false,
+              fmt::format("xxh128 '{}' is not 32 hex digits", columns[2])};
     }
   }
   return {true, std::nullopt};
@@ -151,11 +152,12 @@ Status CheckManifest(const std::string& path, ManifestCheck* check,
   }
   if (check->bad_lines == 0) return {};
   if (check->bad_lines > max_reported) {
-    report += fmt::format("\n  ... and {} more", check->bad_lines - max_reported);
+    report +=
+        fmt::format("\n  ... and {} more", check->bad_lines - max_reported);
   }
   return Error(ErrorCode::kManifest, RetryClass::kPermanent,
-               fmt::format("{} bad line(s) in manifest {}:{}",
-                           check->bad_lines, path, report));
+               fmt::format("{} bad line(s) in manifest {}:{}", check->bad_lines,
+                           path, report));
 }
 
 }  // namespace ferry

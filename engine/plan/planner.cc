@@ -10,7 +10,9 @@ Planner::Planner(Options options, std::function<void()> wake)
 
 Planner::~Planner() { Stop(); }
 
-void Planner::Start() { thread_ = std::thread([this] { Run(); }); }
+void Planner::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 std::optional<Job> Planner::TryPop() {
   std::optional<Job> job;

@@ -37,8 +37,8 @@ Status Report::Open(const std::string& path, ProgressMode progress,
               (progress == ProgressMode::kAuto && tty_);
   // A terminal gets a line that redraws itself; a log gets a line now and
   // then.
-  progress_every_ = tty_ ? std::chrono::milliseconds(500)
-                         : std::chrono::milliseconds(10000);
+  progress_every_ =
+      tty_ ? std::chrono::milliseconds(500) : std::chrono::milliseconds(10000);
   next_progress_ = start_ + progress_every_;
   return {};
 }
@@ -102,9 +102,10 @@ RunSummary Report::Finish() {
 std::string RunSummary::ToText() const {
   double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
   std::string text = fmt::format(
-      "{} files: {} ok ({} verified against the manifest), {} failed",
-      files, ok, verified, failed);
-  if (not_attempted > 0) text += fmt::format(", {} not attempted", not_attempted);
+      "{} files: {} ok ({} verified against the manifest), {} failed", files,
+      ok, verified, failed);
+  if (not_attempted > 0)
+    text += fmt::format(", {} not attempted", not_attempted);
   text += fmt::format("\n{} in {:.2f} s: {}/s, {:.0f} files/s",
                       HumanBytes(static_cast<double>(bytes)), seconds,
                       HumanBytes(rate),

@@ -83,7 +83,8 @@ Error ErrorFromHttpStatus(long status, const std::string& location,
   if (status == 401) {
     return Error(ErrorCode::kAuth, RetryClass::kStopRun,
                  "HTTP 401: the collection refused the token (missing, "
-                 "expired or for another collection)" + Excerpt(body))
+                 "expired or for another collection)" +
+                     Excerpt(body))
         .set_http_status(status);
   }
   if (status == 403) {

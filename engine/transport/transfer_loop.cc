@@ -76,7 +76,8 @@ Status TransferLoop::Init() {
   }
   const long streams = std::max(1, options_.streams);
   const long connections =
-      options_.http1 ? streams : std::clamp<long>(options_.connections, 1, streams);
+      options_.http1 ? streams
+                     : std::clamp<long>(options_.connections, 1, streams);
   // Enough streams per connection that `connections` of them carry all
   // transfers; libcurl opens another connection when one is full.
   const long per_connection = (streams + connections - 1) / connections;
@@ -113,9 +114,9 @@ Status TransferLoop::Init() {
     curl_easy_setopt(e, CURLOPT_USERAGENT, "ferry/0.1");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                     options_.http1 ? CURL_HTTP_VERSION_1_1
-                                    : CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(
+        e, CURLOPT_HTTP_VERSION,
+        options_.http1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -260,8 +261,8 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   }
   if (s.status != 200) {
     // An error page: keep its start for the message, never write it.
-    size_t keep = std::min(size, kMaxErrorBody - std::min(kMaxErrorBody,
-                                                          s.error_body.size()));
+    size_t keep = std::min(
+        size, kMaxErrorBody - std::min(kMaxErrorBody, s.error_body.size()));
     s.error_body.append(data, keep);
     return size;
   }
@@ -301,8 +302,8 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
   if (s.status != 200) {
     char* location = nullptr;
     curl_easy_getinfo(s.easy, CURLINFO_REDIRECT_URL, &location);
-    return ErrorFromHttpStatus(s.status, location ? location : "",
-                               s.error_body, s.retry_after);
+    return ErrorFromHttpStatus(s.status, location ? location : "", s.error_body,
+                               s.retry_after);
   }
   curl_off_t announced = -1;
   curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
@@ -395,8 +396,8 @@ void TransferLoop::EndAttempt(Attempt a) {
   if (error.retry_class() == RetryClass::kStopRun) StopRun(error);
   RetryDecision next = policy_.OnFailure(error, job.attempts, Clock::now());
   if (next.retry && !stopping_) {
-    double wait = std::chrono::duration<double>(next.not_before -
-                                                Clock::now()).count();
+    double wait =
+        std::chrono::duration<double>(next.not_before - Clock::now()).count();
     log_->warn("{}: attempt {}/{} failed: {}; retrying in {:.1f} s", job.path,
                job.attempts, policy_.options().max_attempts, error.message(),
                std::max(wait, 0.0));

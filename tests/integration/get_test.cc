@@ -28,12 +28,12 @@ class Get : public CollectionTest {
   }
 };
 
-
 TEST_F(Get, EmptyAndOneByteFilesArrive) {
   Serve("empty", "");
   Serve("one", "x");
-  RunResult r = GetWith(Manifest({"empty\t0\t" + Hex(""), "one\t1\t" + Hex("x")}),
-                        TestCollection().token_rw_file);
+  RunResult r =
+      GetWith(Manifest({"empty\t0\t" + Hex(""), "one\t1\t" + Hex("x")}),
+              TestCollection().token_rw_file);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
   std::vector<Json> report = Report();
@@ -49,8 +49,8 @@ TEST_F(Get, EmptyAndOneByteFilesArrive) {
 TEST_F(Get, LargeFileArrivesVerified) {
   const std::string data = RandomBytes(320u << 20, 1);
   Serve("big/file.bin", data);
-  std::string line = "big/file.bin\t" + std::to_string(data.size()) + "\t" +
-                     Hex(data);
+  std::string line =
+      "big/file.bin\t" + std::to_string(data.size()) + "\t" + Hex(data);
   RunResult r = GetWith(Manifest({line}), TestCollection().token_ro_file);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
@@ -75,8 +75,8 @@ TEST_F(Get, TenThousandSmallFilesArrive) {
 
 TEST_F(Get, AwkwardNamesAndDeepFoldersArrive) {
   std::vector<std::string> names = {
-      "with space.txt", "hash#tag",      "what?.txt",  "100%",
-      "%41%2F",         "plus+and&eq=",  "naïve café", "日本語/ファイル",
+      "with space.txt", "hash#tag",       "what?.txt",  "100%",
+      "%41%2F",         "plus+and&eq=",   "naïve café", "日本語/ファイル",
       "'quote\"",       " leading space", "semi;colon", "tilde~and,comma"};
   std::string deep;
   for (int i = 0; i < 24; ++i) deep += "level" + std::to_string(i) + "/";
@@ -156,12 +156,12 @@ TEST_F(Get, RedirectIsNeverFollowed) {
   // The collection answers /_moved/P with a redirect to /P, which exists.
   Serve("target", "the redirect's target");
   std::vector<std::string> args = {
-      "get",       Manifest({"_moved/" + name_ + "/target"}),
-      "--from",    TestCollection().url,
-      "--to",      dest_.string(),
-      "--ca-file", TestCollection().ca_file,
+      "get",          Manifest({"_moved/" + name_ + "/target"}),
+      "--from",       TestCollection().url,
+      "--to",         dest_.string(),
+      "--ca-file",    TestCollection().ca_file,
       "--token-file", TestCollection().token_rw_file,
-      "--report",  (work_ / "report.jsonl").string()};
+      "--report",     (work_ / "report.jsonl").string()};
   RunResult r = RunFerry(args);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("redirect"), std::string::npos) << r.err;
@@ -239,13 +239,13 @@ TEST_F(Get, UnreachableCollectionIsRetriedThenReported) {
   // Nothing listens on port 1 of loopback: every attempt is refused, which
   // is transient, so the file gets all its attempts before it fails.
   std::vector<std::string> args = {
-      "get",       Manifest({"a"}),
-      "--from",    "https://127.0.0.1:1",
-      "--to",      dest_.string(),
-      "--ca-file", TestCollection().ca_file,
+      "get",          Manifest({"a"}),
+      "--from",       "https://127.0.0.1:1",
+      "--to",         dest_.string(),
+      "--ca-file",    TestCollection().ca_file,
       "--token-file", TestCollection().token_rw_file,
-      "--attempts", "3",
-      "--report",  (work_ / "report.jsonl").string()};
+      "--attempts",   "3",
+      "--report",     (work_ / "report.jsonl").string()};
   RunResult r = RunFerry(args);
   EXPECT_EQ(r.exit_code, 1);
   std::vector<Json> report = Report();

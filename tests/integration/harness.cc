@@ -22,7 +22,8 @@ std::map<std::string, std::string> ReadEnvFile(const fs::path& path) {
   std::string line;
   while (std::getline(in, line)) {
     auto eq = line.find('=');
-    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+    if (eq != std::string::npos)
+      values[line.substr(0, eq)] = line.substr(eq + 1);
   }
   return values;
 }
@@ -78,8 +79,8 @@ RunResult RunFerry(const std::vector<std::string>& args,
                   envp.data()) == 0) {
     int status = 0;
     waitpid(pid, &status, 0);
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                         : 128 + WTERMSIG(status);
+    result.exit_code =
+        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   posix_spawn_file_actions_destroy(&actions);
   close(out_fd);

@@ -1,8 +1,8 @@
+#include "ferry/digest.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "ferry/digest.h"
 
 namespace ferry {
 namespace {

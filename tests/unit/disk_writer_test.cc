@@ -26,7 +26,8 @@ class DiskWriterTest : public ::testing::Test {
     DiskOptions options;
     options.buffer_size = 4096;  // small, so that files span many buffers
     Status s = DiskWriter::Create(options, &disk_);
-    if (!s.ok()) GTEST_SKIP() << "io_uring unavailable: " << s.error().message();
+    if (!s.ok())
+      GTEST_SKIP() << "io_uring unavailable: " << s.error().message();
   }
   void TearDown() override { fs::remove_all(dir_); }
 

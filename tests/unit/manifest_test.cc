@@ -1,9 +1,10 @@
+#include "ferry/manifest.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "ferry/manifest.h"
 #include "manifest/line_reader.h"
 
 namespace ferry {
@@ -58,17 +59,17 @@ TEST(ManifestLine, SkipsBlankAndCommentLines) {
 
 TEST(ManifestLine, RefusesEachKindOfBadLine) {
   const char* bad[] = {
-      "/etc/passwd",          // absolute
-      "a/../b",               // parent segment
-      "..",                   // parent segment alone
-      "a/./b",                // current-directory segment
-      "a//b",                 // empty segment
-      "a/b/",                 // trailing slash
-      "a\x01z",               // control byte
-      "a\x7fz",               // DEL
-      "a\tnot-a-size",        // size not a number
-      "a\t-1",                // negative size
-      "a\t12\tnot-hex",       // digest not hex
+      "/etc/passwd",              // absolute
+      "a/../b",                   // parent segment
+      "..",                       // parent segment alone
+      "a/./b",                    // current-directory segment
+      "a//b",                     // empty segment
+      "a/b/",                     // trailing slash
+      "a\x01z",                   // control byte
+      "a\x7fz",                   // DEL
+      "a\tnot-a-size",            // size not a number
+      "a\t-1",                    // negative size
+      "a\t12\tnot-hex",           // digest not hex
       "a\t12\t99aa06d3014798d8",  // digest too short
       "a\t1\t99aa06d3014798d86001c324468d497f\textra",  // four columns
   };

@@ -1,8 +1,9 @@
+#include "ferry/retry_policy.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "ferry/retry_policy.h"
 #include "transport/curl_errors.h"
 
 namespace ferry {
@@ -36,8 +37,9 @@ TEST(RetryPolicy, BackoffGrowsAndStaysUnderTheCap) {
   Clock::time_point now{};
   for (int attempt = 1; attempt < 60; ++attempt) {
     auto wait = policy.OnFailure(Transient(), attempt, now).not_before - now;
-    milliseconds ceiling = std::min(milliseconds(1000),
-                                    milliseconds(100) * (1 << std::min(attempt - 1, 20)));
+    milliseconds ceiling =
+        std::min(milliseconds(1000),
+                 milliseconds(100) * (1 << std::min(attempt - 1, 20)));
     EXPECT_GE(wait, milliseconds(0));
     EXPECT_LE(wait, ceiling) << "attempt " << attempt;
   }

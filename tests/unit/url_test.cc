@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "ferry/url.h"
+
+#include <gtest/gtest.h>
 
 namespace ferry {
 namespace {

@@ -13,19 +13,19 @@
 namespace ferry {
 
 enum class ErrorCode {
-  kUsage,          // bad options or arguments
-  kManifest,       // the manifest cannot be read or has bad lines
-  kNetwork,        // connection refused, reset, closed early
-  kTls,            // certificate or handshake failure
-  kTimeout,        // connect timeout or a stalled transfer
-  kHttp,           // the collection answered with an error status
-  kAuth,           // the token was refused (401) or a login redirect
-  kRedirect,       // a 3xx answer; ferry never follows redirects
-  kTruncated,      // fewer (or more) bytes than the server announced
-  kSizeMismatch,   // the file's size differs from the manifest's
-  kChecksum,       // the file's XXH3-128 differs from the manifest's
-  kLocalIo,        // a local file system operation failed
-  kInternal,       // a bug or an impossible library answer
+  kUsage,         // bad options or arguments
+  kManifest,      // the manifest cannot be read or has bad lines
+  kNetwork,       // connection refused, reset, closed early
+  kTls,           // certificate or handshake failure
+  kTimeout,       // connect timeout or a stalled transfer
+  kHttp,          // the collection answered with an error status
+  kAuth,          // the token was refused (401) or a login redirect
+  kRedirect,      // a 3xx answer; ferry never follows redirects
+  kTruncated,     // fewer (or more) bytes than the server announced
+  kSizeMismatch,  // the file's size differs from the manifest's
+  kChecksum,      // the file's XXH3-128 differs from the manifest's
+  kLocalIo,       // a local file system operation failed
+  kInternal,      // a bug or an impossible library answer
 };
 
 // How the retry policy treats an error.

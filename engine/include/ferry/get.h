@@ -24,9 +24,9 @@ struct GetOptions {
   std::string ca_file;   // CA bundle for the collection; empty: system's
   std::string report;    // JSON lines report file; empty: none
 
-  int streams = 64;      // transfers in flight at once
-  int connections = 4;   // connections to the collection, at most
-  bool http1 = false;    // HTTP/1.1 only: one stream per connection
+  int streams = 64;     // transfers in flight at once
+  int connections = 4;  // connections to the collection, at most
+  bool http1 = false;   // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
   ProgressMode progress = ProgressMode::kAuto;  // progress line on stderr
 
