@@ -49,6 +49,7 @@ struct DiskWriter::File {
   uint64_t next_offset = 0;  // file offset of `buffer`
   std::vector<Op*> pending;  // full buffers not yet sent to the kernel
   int in_flight = 0;         // operations sent, not completed
+  int writes_in_flight = 0;  // of which writes
 
   bool open_sent = false;
   bool opened = false;
@@ -143,6 +144,13 @@ void DiskWriter::Append(FileId id, const char* data, size_t size) {
     if (f.fill == capacity) QueueCurrentBuffer(f);
   }
   Advance(id);
+  // The disk is far behind the network: wait for it here, holding up the
+  // whole loop, rather than let memory grow. Pausing single HTTP/2 streams
+  // instead has stalled transfers in several libcurl versions.
+  while (pool_.busy() > options_.buffer_limit && ops_in_flight_ > 0) {
+    ring_->SubmitAndWait();
+    DrainCompletions();
+  }
 }
 
 void DiskWriter::SetCookie(FileId id, uint64_t cookie) {
@@ -169,13 +177,17 @@ void DiskWriter::Finish(FileId id, bool commit) {
 void DiskWriter::Submit() { ring_->Submit(); }
 
 void DiskWriter::Poll(const DoneFn& done) {
-  ring_->Drain([this](uint64_t data, int res) {
-    OnCompletion(reinterpret_cast<Op*>(data), res);
-  });
+  DrainCompletions();
   // Report after draining, so that `done` may start new files safely.
   std::vector<std::pair<uint64_t, Status>> finished;
   finished.swap(finished_);
   for (auto& [cookie, status] : finished) done(cookie, status);
+}
+
+void DiskWriter::DrainCompletions() {
+  ring_->Drain([this](uint64_t user_data, int res) {
+    OnCompletion(reinterpret_cast<Op*>(user_data), res);
+  });
 }
 
 void DiskWriter::QueueCurrentBuffer(File& f) {
@@ -202,10 +214,17 @@ void DiskWriter::DropPending(File& f) {
 void DiskWriter::Advance(FileId id) {
   File& f = files_[id];
 
-  // Stream full buffers as soon as the file is open.
-  if (f.opened && !f.error && !f.close_sent && !f.pending.empty()) {
-    for (Op* op : f.pending) PrepareWrite(id, f, op, false);
-    f.pending.clear();
+  // Stream full buffers as soon as the file is open, as one linked chain
+  // at a time: buffered writes to one file serialize on its inode lock,
+  // and several kernel workers contending for it burn CPU for nothing.
+  if (f.opened && !f.error && !f.close_sent && !f.pending.empty() &&
+      f.writes_in_flight == 0) {
+    size_t count = std::min(f.pending.size(), kMaxChainedWrites);
+    ring_->Reserve(static_cast<unsigned>(count));
+    for (size_t i = 0; i < count; ++i) {
+      PrepareWrite(id, f, f.pending[i], i + 1 < count);
+    }
+    f.pending.erase(f.pending.begin(), f.pending.begin() + count);
   }
   if (!f.finishing) {
     // A large file: open it once its first buffer is full.
@@ -304,6 +323,7 @@ io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
                               static_cast<unsigned>(f.slot));
   if (link) sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kOpen));
+  ++ops_in_flight_;
   f.open_sent = true;
   ++f.in_flight;
   return sqe;
@@ -316,7 +336,9 @@ void DiskWriter::PrepareWrite(FileId, File& f, Op* op, bool link) {
   sqe->flags |= IOSQE_FIXED_FILE;
   if (link) sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data(sqe, op);
+  ++ops_in_flight_;
   ++f.in_flight;
+  ++f.writes_in_flight;
 }
 
 void DiskWriter::PrepareClose(FileId id, File& f, bool link) {
@@ -324,6 +346,7 @@ void DiskWriter::PrepareClose(FileId id, File& f, bool link) {
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(f.slot));
   if (link) sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kClose));
+  ++ops_in_flight_;
   f.close_sent = true;
   ++f.in_flight;
 }
@@ -333,6 +356,7 @@ void DiskWriter::PrepareRename(FileId id, File& f) {
   io_uring_prep_renameat(sqe, AT_FDCWD, f.temp_path.c_str(), AT_FDCWD,
                          f.final_path.c_str(), 0);
   io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kRename));
+  ++ops_in_flight_;
   ++f.in_flight;
 }
 
@@ -340,6 +364,7 @@ void DiskWriter::PrepareUnlink(FileId id, File& f) {
   io_uring_sqe* sqe = ring_->Sqe();
   io_uring_prep_unlinkat(sqe, AT_FDCWD, f.temp_path.c_str(), 0);
   io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kUnlink));
+  ++ops_in_flight_;
   ++f.in_flight;
 }
 
@@ -347,6 +372,7 @@ void DiskWriter::OnCompletion(Op* op, int res) {
   const FileId id = op->file;
   File& f = files_[id];
   --f.in_flight;
+  --ops_in_flight_;
   auto fail = [&f](int err, const char* what, const std::string& path) {
     if (!f.error) f.error = ErrorFromErrno(err, what + path);
   };
@@ -363,6 +389,7 @@ void DiskWriter::OnCompletion(Op* op, int res) {
       }
       break;
     case OpKind::kWrite:
+      --f.writes_in_flight;
       if (res == -ECANCELED) {
         // An earlier link of its chain failed or was short; send it again
         // unless the file has failed.

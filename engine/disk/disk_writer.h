@@ -28,7 +28,8 @@ namespace ferry {
 
 struct DiskOptions {
   size_t buffer_size = 128 * 1024;
-  size_t buffer_budget = 512;  // busy buffers before admission stops
+  size_t buffer_budget = 256;  // busy buffers before no new file starts
+  size_t buffer_limit = 512;   // busy buffers before Append waits
   unsigned ring_entries = 1024;
   unsigned file_slots = 2048;  // files open at once
 };
@@ -54,7 +55,8 @@ class DiskWriter {
   // Changes the cookie that the DoneFn will receive for this file.
   void SetCookie(FileId id, uint64_t cookie);
 
-  // Appends received bytes. Errors surface in the DoneFn; failed() tells
+  // Appends received bytes; waits for the disk when more than
+  // buffer_limit buffers are busy. Errors surface in the DoneFn; failed() tells
   // the transport early so that it can stop the transfer.
   void Append(FileId id, const char* data, size_t size);
   bool failed(FileId id) const;
@@ -95,6 +97,7 @@ class DiskWriter {
   void PrepareClose(FileId id, File& f, bool link);
   void PrepareRename(FileId id, File& f);
   void PrepareUnlink(FileId id, File& f);
+  void DrainCompletions();
   void OnCompletion(Op* op, int res);
 
   DiskOptions options_;
@@ -109,6 +112,7 @@ class DiskWriter {
   std::vector<FileId> slot_waiters_;  // files waiting for a free slot
   std::vector<std::pair<uint64_t, Status>> finished_;
   size_t active_files_ = 0;
+  size_t ops_in_flight_ = 0;  // sent to the kernel, not completed
 
   // Directories known to exist, so that a tree of many files in few
   // directories costs one mkdir per directory. Cleared when large.

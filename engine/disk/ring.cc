@@ -75,4 +75,6 @@ void Ring::Submit() {
   (void)io_uring_submit(&ring_);
 }
 
+void Ring::SubmitAndWait() { (void)io_uring_submit_and_wait(&ring_, 1); }
+
 }  // namespace ferry

@@ -37,6 +37,8 @@ class Ring {
 
   // Sends everything prepared so far to the kernel.
   void Submit();
+  // Submits and sleeps until at least one completion is ready.
+  void SubmitAndWait();
 
   // Calls fn(user_data, result) for every completion that is ready and
   // clears the eventfd.
