@@ -28,8 +28,8 @@ namespace ferry {
 
 struct DiskOptions {
   size_t buffer_size = 128 * 1024;
-  size_t buffer_budget = 256;  // busy buffers before no new file starts
-  size_t buffer_limit = 512;   // busy buffers before Append waits
+  size_t buffer_budget = 128;  // busy buffers before no new file starts
+  size_t buffer_limit = 256;   // busy buffers before Append waits
   unsigned ring_entries = 1024;
   unsigned file_slots = 2048;  // files open at once
 };
