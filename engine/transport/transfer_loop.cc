@@ -102,33 +102,42 @@ Status TransferLoop::Init() {
       return Error(ErrorCode::kInternal, RetryClass::kStopRun,
                    "curl_easy_init failed");
     }
-    CURL* e = s->easy;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, s.get());
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->error_buffer);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &TransferLoop::OnWrite);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, s.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &TransferLoop::OnHeader);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, s.get());
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "ferry/0.1");
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(
-        e, CURLOPT_HTTP_VERSION,
-        options_.http1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
-    if (!options_.ca_file.empty()) {
-      curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
-    }
+    ConfigureHandle(*s);
     idle_streams_.push_back(s.get());
     streams_.push_back(std::move(s));
   }
   return {};
+}
+
+// Options that stay the same for every transfer of the run: set once per
+// handle, which is then reused for transfer after transfer.
+void TransferLoop::ConfigureHandle(Stream& s) {
+  CURL* e = s.easy;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &s);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s.error_buffer);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &TransferLoop::OnWrite);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &TransferLoop::OnHeader);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &s);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "ferry/0.1");
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(
+      e, CURLOPT_HTTP_VERSION,
+      options_.http1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
+  // Wait for a connection that multiplexes rather than race to open more.
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
+  // A stall is detected by speed, never by a whole-transfer timeout that
+  // a large file would run into.
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+  if (!options_.ca_file.empty()) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  }
 }
 
 void TransferLoop::Wake() { curl_multi_wakeup(multi_); }

@@ -44,6 +44,7 @@ class TransferLoop {
   struct Stream;
   struct Attempt;  // an ended transfer whose file the disk still finishes
 
+  void ConfigureHandle(Stream& s);
   void Admit(Clock::time_point now);
   std::optional<Job> NextJob(Clock::time_point now);
   void Start(Stream& s, Job job);
