@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "ferry/digest.h"
+
 namespace ferry {
 namespace {
 
@@ -15,14 +17,21 @@ namespace {
 // heading one long linked chain.
 constexpr size_t kMaxChainedWrites = 16;
 constexpr size_t kMaxKnownDirs = 100000;
+constexpr size_t kMaxName = 255;  // bytes in one path segment (NAME_MAX)
 
+// ".NAME.ferry-part", with the attempt number after the first attempt. A
+// name too long to take the decoration is replaced by its digest.
 std::string TempPathFor(const std::string& final_path, int attempt) {
   size_t slash = final_path.rfind('/');
   size_t name_at = slash == std::string::npos ? 0 : slash + 1;
-  std::string_view path(final_path);
-  return fmt::format("{}.{}.ferry-part{}", path.substr(0, name_at),
-                     path.substr(name_at),
-                     attempt > 1 ? fmt::format(".{}", attempt) : "");
+  std::string_view dir = std::string_view(final_path).substr(0, name_at);
+  std::string_view name = std::string_view(final_path).substr(name_at);
+  std::string suffix = attempt > 1 ? fmt::format(".{}", attempt) : "";
+  if (name.size() + suffix.size() + sizeof(".ferry-part") > kMaxName) {
+    return fmt::format("{}.{}.ferry-part{}", dir,
+                       HashBuffer(name.data(), name.size()).ToHex(), suffix);
+  }
+  return fmt::format("{}.{}.ferry-part{}", dir, name, suffix);
 }
 
 }  // namespace
@@ -41,7 +50,8 @@ struct DiskWriter::File {
   uint64_t cookie = 0;
   std::string temp_path;
   std::string final_path;
-  int slot = -1;  // fixed file slot while open
+  int slot = -1;                // fixed file slot while open
+  bool replaced_stale = false;  // an old temporary file was removed
   bool waiting_for_slot = false;
 
   char* buffer = nullptr;    // being filled by Append
@@ -275,7 +285,7 @@ void DiskWriter::AdvanceAbort(FileId id, File& f) {
     PrepareClose(id, f, false);
     return;
   }
-  if (f.open_sent && !f.unlinked) {
+  if (f.opened && !f.unlinked) {  // only what this attempt created
     PrepareUnlink(id, f);
     return;
   }
@@ -318,8 +328,9 @@ io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
   }
   io_uring_sqe* sqe = ring_->Sqe();
   // A direct descriptor is never inherited, so O_CLOEXEC is refused here.
+  // O_EXCL: never write through a link or into a file someone else has.
   io_uring_prep_openat_direct(sqe, AT_FDCWD, f.temp_path.c_str(),
-                              O_WRONLY | O_CREAT | O_TRUNC, 0666,
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666,
                               static_cast<unsigned>(f.slot));
   if (link) sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kOpen));
@@ -381,7 +392,17 @@ void DiskWriter::OnCompletion(Op* op, int res) {
 
   switch (op->kind) {
     case OpKind::kOpen:
-      if (res < 0) {
+      if (res == -EEXIST && !f.replaced_stale) {
+        // Left by an interrupted run, or planted: remove whatever has the
+        // name (a symbolic link itself, never its target) and create the
+        // file afresh. Rare, so done here synchronously.
+        f.replaced_stale = true;
+        f.open_sent = false;
+        slot_freed = true;
+        if (::unlink(f.temp_path.c_str()) != 0 && errno != ENOENT) {
+          fail(errno, "cannot replace ", f.temp_path);
+        }
+      } else if (res < 0) {
         fail(-res, "cannot create ", f.temp_path);
         slot_freed = true;
       } else {

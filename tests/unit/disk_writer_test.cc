@@ -89,6 +89,41 @@ TEST_F(DiskWriterTest, CommittedFilesGetTheirFinalNames) {
                                                "x/y/small"}));
 }
 
+TEST_F(DiskWriterTest, NeverWritesThroughAStaleOrPlantedTemporaryName) {
+  // A link planted where the temporary file goes must not lead the bytes
+  // elsewhere; a stale temporary file is replaced.
+  std::ofstream(dir_ / "victim") << "precious";
+  fs::create_symlink(dir_ / "victim", dir_ / ".f.ferry-part");
+  std::ofstream(dir_ / ".g.ferry-part") << "stale bytes from an old run";
+  DiskWriter::FileId f, g;
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 1, 1, &f).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "g").string(), 1, 2, &g).ok());
+  disk_->Append(f, "new f", 5);
+  disk_->Append(g, "new g", 5);
+  disk_->Finish(f, true);
+  disk_->Finish(g, true);
+  Drain();
+  EXPECT_EQ(done_[1], "ok");
+  EXPECT_EQ(done_[2], "ok");
+  EXPECT_EQ(Read(dir_ / "victim"), "precious");
+  EXPECT_FALSE(fs::is_symlink(dir_ / "f"));
+  EXPECT_EQ(Read(dir_ / "f"), "new f");
+  EXPECT_EQ(Read(dir_ / "g"), "new g");
+  EXPECT_EQ(Names(), (std::vector<std::string>{"f", "g", "victim"}));
+}
+
+TEST_F(DiskWriterTest, NamesUpToTheFileSystemLimitWork) {
+  std::string name(255, 'n');
+  DiskWriter::FileId id;
+  ASSERT_TRUE(disk_->Begin((dir_ / name).string(), 3, 4, &id).ok());
+  disk_->Append(id, "long", 4);
+  disk_->Finish(id, true);
+  Drain();
+  EXPECT_EQ(done_[4], "ok");
+  EXPECT_EQ(Read(dir_ / name), "long");
+  EXPECT_EQ(Names(), std::vector<std::string>{name});
+}
+
 TEST_F(DiskWriterTest, AbandonedFilesLeaveNothing) {
   DiskWriter::FileId a, b;
   ASSERT_TRUE(disk_->Begin((dir_ / "a").string(), 1, 1, &a).ok());
