@@ -119,6 +119,10 @@ bool ManifestReader::Next(ManifestEntry* entry) {
         break;
     }
     ++line_number_;
+    // Editors on some systems start a UTF-8 file with a byte order mark.
+    if (line_number_ == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") {
+      line.remove_prefix(3);
+    }
     ParsedLine parsed = ParseManifestLine(line, entry);
     if (parsed.error) {
       error_ = ManifestError(path_, line_number_, *parsed.error);

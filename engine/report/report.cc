@@ -28,6 +28,7 @@ double Seconds(std::chrono::steady_clock::duration d) {
 Status Report::Open(const std::string& path, ProgressMode progress,
                     uint64_t files) {
   summary_.files = files;
+  report_path_ = path;
   if (!path.empty()) {
     out_.open(path, std::ios::out | std::ios::trunc);
     if (!out_) return ErrorFromErrno(errno, "cannot write report " + path);
@@ -72,7 +73,13 @@ void Report::StopRun(const Error& error) {
 }
 
 void Report::Tick(std::chrono::steady_clock::time_point now) {
-  if (!progress_ || now < next_progress_) return;
+  if (now < next_progress_) return;
+  // Lines of finished files reach the report file at least this often.
+  if (out_.is_open()) out_.flush();
+  if (!progress_) {
+    next_progress_ = now + progress_every_;
+    return;
+  }
   next_progress_ = now + progress_every_;
   PrintProgress(now);
 }
@@ -95,7 +102,13 @@ RunSummary Report::Finish() {
   summary_.seconds = Seconds(std::chrono::steady_clock::now() - start_);
   uint64_t done = summary_.ok + summary_.failed;
   summary_.not_attempted = summary_.files > done ? summary_.files - done : 0;
-  if (out_.is_open()) out_.flush();
+  if (out_.is_open()) {
+    out_.flush();
+    if (!out_) {
+      summary_.report_error = ErrorFromErrno(
+          errno != 0 ? errno : EIO, "cannot write report " + report_path_);
+    }
+  }
   return summary_;
 }
 
@@ -112,6 +125,7 @@ std::string RunSummary::ToText() const {
                       seconds > 0 ? static_cast<double>(ok) / seconds : 0);
   if (retries > 0) text += fmt::format(", {} retries", retries);
   if (stopped_by) text += "\nstopped early: " + stopped_by->message();
+  if (report_error) text += "\n" + report_error->message();
   return text;
 }
 

@@ -48,6 +48,7 @@ class Report {
 
   RunSummary summary_;
   uint64_t received_ = 0;  // every byte received, failed attempts too
+  std::string report_path_;
   std::ofstream out_;
   bool progress_ = false;
   bool tty_ = false;

@@ -176,7 +176,8 @@ void TransferLoop::Run() {
 }
 
 bool TransferLoop::Finished() const {
-  bool no_more_jobs = (plan_done_ && delayed_.empty()) || stopping_;
+  bool no_more_jobs =
+      (plan_done_ && delayed_.empty() && unblocked_.empty()) || stopping_;
   return no_more_jobs && idle_streams_.size() == streams_.size() &&
          disk_pending_ == 0 && disk_->idle();
 }
@@ -199,6 +200,11 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
     delayed_.erase(delayed_.begin());
     return job;
   }
+  if (!unblocked_.empty()) {
+    Job job = std::move(unblocked_.front());
+    unblocked_.pop_front();
+    return job;
+  }
   while (!plan_done_) {
     std::optional<Job> job = planner_->TryPop();
     if (!job) {
@@ -208,11 +214,36 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
       job = planner_->TryPop();
       if (!job) return std::nullopt;
     }
-    if (!job->end_of_plan) return job;
-    plan_done_ = true;
-    if (planner_->error()) StopRun(*planner_->error());
+    if (job->end_of_plan) {
+      plan_done_ = true;
+      if (planner_->error()) StopRun(*planner_->error());
+      continue;
+    }
+    if (ClaimDest(*job)) return job;
   }
   return std::nullopt;
+}
+
+// Two entries for one destination must not write it at the same time:
+// the later one waits until the earlier one has ended.
+bool TransferLoop::ClaimDest(Job& job) {
+  auto [it, claimed] = dests_.try_emplace(job.dest);
+  if (claimed) return true;
+  log_->warn("{:?}: listed again on line {}; fetched after the earlier entry",
+             job.path, job.line);
+  it->second.push_back(std::move(job));
+  return false;
+}
+
+void TransferLoop::ReleaseDest(const std::string& dest) {
+  auto it = dests_.find(dest);
+  if (it == dests_.end()) return;
+  if (it->second.empty()) {
+    dests_.erase(it);
+    return;
+  }
+  unblocked_.push_back(std::move(it->second.front()));
+  it->second.erase(it->second.begin());
 }
 
 void TransferLoop::Admit(Clock::time_point now) {
@@ -397,26 +428,34 @@ void TransferLoop::EndAttempt(Attempt a) {
   if (!a.error) {
     result.xxh128 = a.digest;
     result.verified = job.xxh128.has_value();
+    log_->info("{:?}: ok, {} bytes, {} attempt(s), {:.3f} s", job.path, a.bytes,
+               job.attempts, result.seconds);
     report_->FileDone(result);
+    ReleaseDest(job.dest);
     return;
   }
 
   const Error& error = *a.error;
+  // Once the run stops, the files still in flight fail for the same
+  // reason; it was said once already.
+  bool said = stopping_ && error.retry_class() == RetryClass::kStopRun;
   if (error.retry_class() == RetryClass::kStopRun) StopRun(error);
   RetryDecision next = policy_.OnFailure(error, job.attempts, Clock::now());
   if (next.retry && !stopping_) {
     double wait =
         std::chrono::duration<double>(next.not_before - Clock::now()).count();
-    log_->warn("{}: attempt {}/{} failed: {}; retrying in {:.1f} s", job.path,
+    log_->warn("{:?}: attempt {}/{} failed: {}; retrying in {:.1f} s", job.path,
                job.attempts, policy_.options().max_attempts, error.message(),
                std::max(wait, 0.0));
     report_->AddRetry();
     delayed_.emplace(next.not_before, std::move(job));
     return;
   }
-  log_->error("{}: {}", job.path, error.message());
+  log_->log(said ? spdlog::level::debug : spdlog::level::err, "{:?}: {}",
+            job.path, error.message());
   result.error = &error;
   report_->FileDone(result);
+  ReleaseDest(job.dest);
 }
 
 void TransferLoop::StopRun(const Error& error) {

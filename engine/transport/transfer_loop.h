@@ -9,9 +9,12 @@
 #include <curl/curl.h>
 #include <spdlog/logger.h>
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "disk/disk_writer.h"
@@ -47,6 +50,8 @@ class TransferLoop {
   void ConfigureHandle(Stream& s);
   void Admit(Clock::time_point now);
   std::optional<Job> NextJob(Clock::time_point now);
+  bool ClaimDest(Job& job);
+  void ReleaseDest(const std::string& dest);
   void Start(Stream& s, Job job);
   void OnTransferDone(Stream& s, CURLcode code);
   std::optional<Error> CheckResponse(Stream& s, CURLcode code);
@@ -78,6 +83,11 @@ class TransferLoop {
   size_t disk_pending_ = 0;
 
   std::multimap<Clock::time_point, Job> delayed_;  // retries not yet due
+
+  // Destinations of the jobs started or waiting for a retry, each with the
+  // later entries for the same destination that wait for it to end.
+  std::unordered_map<std::string, std::vector<Job>> dests_;
+  std::deque<Job> unblocked_;  // waited, and may start now
   bool plan_done_ = false;
   bool stopping_ = false;
 };

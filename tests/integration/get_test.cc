@@ -1,6 +1,10 @@
 // `ferry get` against the real local collection: real TLS, HTTP/2, nginx,
 // io_uring and files, compared byte for byte with their sources.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
 
 #include "ferry/digest.h"
 #include "integration/harness.h"
@@ -254,6 +258,98 @@ TEST_F(Get, UnreachableCollectionIsRetriedThenReported) {
   EXPECT_EQ(report[0]["attempts"], 3);
   EXPECT_NE(r.err.find("attempt 1/3"), std::string::npos) << r.err;
   EXPECT_TRUE(ListTree(dest_).empty());
+}
+
+TEST_F(Get, RepeatedEntriesNeverWriteTheSameFileAtOnce) {
+  const std::string data = RandomBytes(24u << 20, 5);
+  Serve("twice", data);
+  Serve("other", "other");
+  RunResult r = GetWith(Manifest({"twice\t\t" + Hex(data), "other", "twice",
+                                  "twice\t" + std::to_string(data.size())}),
+                        TestCollection().token_rw_file, {"--streams", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("listed again on line 3"), std::string::npos) << r.err;
+  ExpectSameTree();
+  std::vector<Json> report = Report();
+  ASSERT_EQ(report.size(), 4u);
+  for (const Json& line : report) EXPECT_EQ(line["status"], "ok");
+}
+
+TEST_F(Get, NamesAsLongAsTheFileSystemAllows) {
+  std::string name(250, 'L');
+  Serve(name, "long name");
+  RunResult r = GetWith(Manifest({name}), TestCollection().token_rw_file);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+}
+
+TEST_F(Get, UsageErrorsExitTwoAndTouchNothing) {
+  Serve("a", "a");
+  const std::string manifest = Manifest({"a"});
+  const std::string url = TestCollection().url + "/" + name_;
+  const std::string host = TestCollection().url.substr(8);  // after https://
+  struct Case {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"--from", "http://" + host + "/" + name_}, {}, "https://"},
+      {{"--from", "https://"}, {}, "base URL"},
+      {{"--from", "https://127.0.0.1:99999"}, {}, "base URL"},
+      {{"--from", url + "?x=1"}, {}, "query"},
+      {{"--from", url + "/with space"}, {}, "base URL"},
+      {{"--from", url}, {{"FERRY_TOKEN", "tok\r\nX-Evil: 1"}}, "token"},
+      {{"--from", url, "--ca-file", (work_ / "no-such-ca").string()},
+       {},
+       "CA file"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"get", manifest, "--to", dest_.string()};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    if (std::find(args.begin(), args.end(), "--ca-file") == args.end()) {
+      args.push_back("--ca-file");
+      args.push_back(TestCollection().ca_file);
+    }
+    RunResult r = RunFerry(args, c.env);
+    EXPECT_EQ(r.exit_code, 2) << c.args[1] << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(ListTree(dest_).empty());
+}
+
+TEST_F(Get, ManifestMustBeAReadableRegularFile) {
+  fs::path fifo = work_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const fs::path& manifest : {fifo, work_ / "missing", work_}) {
+    std::vector<std::string> args = GetArgs(manifest.string());
+    RunResult r = RunFerry(args);
+    EXPECT_EQ(r.exit_code, 2) << manifest << "\n" << r.err;
+    EXPECT_NE(r.err.find("manifest"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(Get, ReportNeverOverwritesTheManifest) {
+  Serve("a", "a");
+  std::string manifest = Manifest({"a"});
+  std::vector<std::string> args = GetArgs(manifest);
+  *(std::find(args.begin(), args.end(), "--report") + 1) = manifest;
+  RunResult r = RunFerry(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("the report file is the manifest"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(ReadFile(manifest), "a\n");
+}
+
+TEST_F(Get, ReportThatCannotBeWrittenFailsTheRun) {
+  Serve("a", "a");
+  std::vector<std::string> args = GetArgs(Manifest({"a"}));
+  args.push_back("--token-file");
+  args.push_back(TestCollection().token_rw_file);
+  *(std::find(args.begin(), args.end(), "--report") + 1) = "/dev/full";
+  RunResult r = RunFerry(args);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write report"), std::string::npos) << r.err;
 }
 
 }  // namespace

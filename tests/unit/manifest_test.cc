@@ -129,6 +129,17 @@ TEST_F(ManifestFile, ReadsEntriesWithLineNumbers) {
   EXPECT_FALSE(reader.error());
 }
 
+TEST_F(ManifestFile, SkipsAByteOrderMark) {
+  ManifestReader reader;
+  ASSERT_TRUE(reader
+                  .Open(Write("\xEF\xBB\xBF"
+                              "first\nsecond\n"))
+                  .ok());
+  ManifestEntry e;
+  ASSERT_TRUE(reader.Next(&e));
+  EXPECT_EQ(e.path, "first");
+}
+
 TEST_F(ManifestFile, CheckNamesEveryBadLine) {
   std::string path = Write("ok\n/abs\nfine\na/../b\n");
   ManifestCheck check;

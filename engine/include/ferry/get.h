@@ -44,9 +44,10 @@ struct RunSummary {
   uint64_t bytes = 0;          // bytes of the files that arrived
   uint64_t retries = 0;        // attempts after a file's first
   double seconds = 0;
-  std::optional<Error> stopped_by;  // why the run stopped early, if it did
+  std::optional<Error> stopped_by;    // why the run stopped early, if it did
+  std::optional<Error> report_error;  // the report could not be written
 
-  bool all_ok() const { return ok == files; }
+  bool all_ok() const { return ok == files && !report_error; }
   // A few lines for people: counts, bytes, time, throughput.
   std::string ToText() const;
 };
