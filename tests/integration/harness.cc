@@ -47,10 +47,11 @@ const Collection& TestCollection() {
 
 RunResult RunFerry(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env) {
-  char out_name[] = "/tmp/ferry-test-out-XXXXXX";
-  char err_name[] = "/tmp/ferry-test-err-XXXXXX";
-  int out_fd = mkstemp(out_name);
-  int err_fd = mkstemp(err_name);
+  // mkstemp replaces the template's last six characters.
+  std::string out_name = "/tmp/ferry-test-out-" + std::string(6, 'X');
+  std::string err_name = "/tmp/ferry-test-err-" + std::string(6, 'X');
+  int out_fd = mkstemp(out_name.data());
+  int err_fd = mkstemp(err_name.data());
 
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -87,8 +88,8 @@ RunResult RunFerry(const std::vector<std::string>& args,
   close(err_fd);
   result.out = ReadFile(out_name);
   result.err = ReadFile(err_name);
-  unlink(out_name);
-  unlink(err_name);
+  unlink(out_name.c_str());
+  unlink(err_name.c_str());
   return result;
 }
 
