@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "ferry/digest.h"
 #include "integration/harness.h"
@@ -71,10 +72,20 @@ TEST_F(Get, TenThousandSmallFilesArrive) {
     Serve(rel, RandomBytes(1 + (i * 37) % 9000, static_cast<uint64_t>(i)));
     lines.push_back(rel);
   }
-  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file);
+  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file,
+                        {"--streams", "64", "--connections", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
   EXPECT_EQ(Report().size(), 10000u);
+  // Many streams multiplexed over a few reused connections.
+  std::vector<Request> requests = Requests();
+  ASSERT_EQ(requests.size(), 10000u);
+  std::set<std::string> connections;
+  for (const Request& q : requests) {
+    EXPECT_EQ(q.protocol, "HTTP/2.0");
+    connections.insert(q.connection);
+  }
+  EXPECT_LE(connections.size(), 2u);
 }
 
 TEST_F(Get, AwkwardNamesAndDeepFoldersArrive) {
@@ -105,6 +116,15 @@ TEST_F(Get, HttpOneWorksToo) {
                         {"--http1.1", "--streams", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
+  std::vector<Request> requests = Requests();
+  ASSERT_EQ(requests.size(), 50u);
+  std::set<std::string> connections;
+  for (const Request& q : requests) {
+    EXPECT_EQ(q.protocol, "HTTP/1.1");
+    connections.insert(q.connection);
+  }
+  // Kept alive: eight connections carry the fifty requests.
+  EXPECT_LE(connections.size(), 8u);
 }
 
 TEST_F(Get, MissingTokenFailsClearlyAndWritesNothing) {

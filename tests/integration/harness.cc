@@ -163,6 +163,9 @@ void CollectionTest::SetUp() {
   }
   fs::create_directories(src_);
   fs::create_directories(work_);
+  std::error_code ec;
+  log_offset_ = fs::file_size(TestCollection().access_log, ec);
+  if (ec) log_offset_ = 0;
 }
 
 void CollectionTest::Serve(const std::string& rel, const std::string& data) {
@@ -183,6 +186,29 @@ std::vector<std::string> CollectionTest::GetArgs(
           "--to",      dest_.string(),
           "--ca-file", TestCollection().ca_file,
           "--report",  (work_ / "report.jsonl").string()};
+}
+
+std::vector<Request> CollectionTest::Requests() const {
+  // Lines look like: TIME ADDR conn=SERIAL/NUMBER "METHOD TARGET PROTO" ...
+  std::vector<Request> requests;
+  std::ifstream log(TestCollection().access_log);
+  log.seekg(static_cast<std::streamoff>(log_offset_));
+  std::string line;
+  const std::string folder = "/" + name_ + "/";
+  while (std::getline(log, line)) {
+    size_t conn = line.find(" conn=");
+    size_t quote = line.find('"');
+    if (conn == std::string::npos || quote == std::string::npos) continue;
+    std::istringstream request(line.substr(quote + 1));
+    Request r;
+    request >> r.method >> r.target >> r.protocol;
+    if (r.target.rfind(folder, 0) != 0) continue;
+    if (!r.protocol.empty() && r.protocol.back() == '"') r.protocol.pop_back();
+    size_t serial = conn + 6;
+    r.connection = line.substr(serial, line.find('/', serial) - serial);
+    requests.push_back(r);
+  }
+  return requests;
 }
 
 void CollectionTest::ExpectSameTree() const {

@@ -46,6 +46,14 @@ std::vector<std::string> ListTree(const fs::path& dir);
 std::vector<nlohmann::json> ReadReport(const fs::path& path);
 std::string XxhsumOf(const fs::path& path);  // `xxhsum -H2`'s digest
 
+// One request in the collection's access log.
+struct Request {
+  std::string connection;  // nginx's connection serial number
+  std::string method;
+  std::string target;
+  std::string protocol;  // "HTTP/1.1" or "HTTP/2.0"
+};
+
 // A test with its own source folder on the collection and its own empty
 // destination folder.
 class CollectionTest : public ::testing::Test {
@@ -61,11 +69,14 @@ class CollectionTest : public ::testing::Test {
   // Asserts that every file served below this test's folder arrived
   // byte for byte, and that nothing else is in the destination.
   void ExpectSameTree() const;
+  // The requests the collection logged for this test's folder.
+  std::vector<Request> Requests() const;
 
-  std::string name_;  // this test's folder on the collection
-  fs::path src_;      // the collection's copy
-  fs::path dest_;     // where ferry writes
-  fs::path work_;     // manifests and reports
+  std::string name_;          // this test's folder on the collection
+  fs::path src_;              // the collection's copy
+  fs::path dest_;             // where ferry writes
+  fs::path work_;             // manifests and reports
+  uintmax_t log_offset_ = 0;  // access log size when the test began
 };
 
 }  // namespace ferry::testing
