@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,25 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr char kTokenVariable[] = "FERRY_TOKEN";
+
+// Set by the first SIGINT or SIGTERM; the engine polls it.
+std::atomic<bool> interrupted{false};
+std::atomic<int> interrupt_signal{0};
+
+void OnInterrupt(int signal) {
+  interrupt_signal.store(signal);
+  interrupted.store(true);
+  // A second signal ends the process at once.
+  std::signal(signal, SIG_DFL);
+}
+
+void CatchInterrupts() {
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
 
 // Reads a token from its file: the first line, without surrounding blanks.
 bool ReadToken(const std::string& path, std::string* token,
@@ -80,6 +100,8 @@ int RunGetCommand(ferry::GetOptions& options, const CommonFlags& flags,
                      : progress                 ? ferry::ProgressMode::kAlways
                                                 : ferry::ProgressMode::kAuto;
 
+  options.interrupt = &interrupted;
+  CatchInterrupts();
   ferry::RunSummary summary;
   ferry::Status status = ferry::RunGet(options, &summary);
   if (!status.ok()) {
@@ -91,6 +113,8 @@ int RunGetCommand(ferry::GetOptions& options, const CommonFlags& flags,
                : kExitFailed;
   }
   if (!flags.quiet) std::fprintf(stderr, "%s\n", summary.ToText().c_str());
+  // Interrupted: the status a shell gives a process the signal ended.
+  if (interrupted.load()) return 128 + interrupt_signal.load();
   return summary.all_ok() ? kExitOk : kExitFailed;
 }
 

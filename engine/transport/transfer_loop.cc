@@ -145,6 +145,10 @@ void TransferLoop::Wake() { curl_multi_wakeup(multi_); }
 void TransferLoop::Run() {
   for (;;) {
     Clock::time_point now = Clock::now();
+    if (options_.interrupt != nullptr && options_.interrupt->load() &&
+        !stopping_) {
+      Interrupt();
+    }
 
     // Start what can start: due retries first, then new jobs.
     Admit(now);
@@ -456,6 +460,22 @@ void TransferLoop::EndAttempt(Attempt a) {
   result.error = &error;
   report_->FileDone(result);
   ReleaseDest(job.dest);
+}
+
+// Abandons every transfer in flight; their files are removed by the disk
+// writer, and the attempts end as failed through the usual path.
+void TransferLoop::Interrupt() {
+  Error interrupted(ErrorCode::kInterrupted, RetryClass::kStopRun,
+                    "interrupted");
+  StopRun(interrupted);
+  for (auto& s : streams_) {
+    if (std::find(idle_streams_.begin(), idle_streams_.end(), s.get()) !=
+        idle_streams_.end()) {
+      continue;
+    }
+    s->local_error = interrupted;
+    OnTransferDone(*s, CURLE_ABORTED_BY_CALLBACK);
+  }
 }
 
 void TransferLoop::StopRun(const Error& error) {

@@ -58,6 +58,7 @@ class TransferLoop {
   void OnDiskDone(uint64_t cookie, const Status& status);
   void EndAttempt(Attempt attempt);
   void StopRun(const Error& error);
+  void Interrupt();
   bool Finished() const;
   int PollTimeoutMs(Clock::time_point now);
 

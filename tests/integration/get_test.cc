@@ -1,6 +1,7 @@
 // `ferry get` against the real local collection: real TLS, HTTP/2, nginx,
 // io_uring and files, compared byte for byte with their sources.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -370,6 +371,42 @@ TEST_F(Get, ReportThatCannotBeWrittenFailsTheRun) {
   RunResult r = RunFerry(args);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("cannot write report"), std::string::npos) << r.err;
+}
+
+TEST_F(Get, InterruptStopsCleanlyAndCompletesTheReport) {
+  for (int i = 0; i < 3; ++i) {
+    Serve("big" + std::to_string(i), RandomBytes(96u << 20, 20 + i));
+  }
+  std::vector<std::string> args = GetArgs(Manifest({"big0", "big1", "big2"}));
+  args.push_back("--token-file");
+  args.push_back(TestCollection().token_rw_file);
+  // Interrupt once the first bytes are being written.
+  auto writing = [this] {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(dest_, ec)) {
+      if (e.path().filename().string().find(".ferry-part") !=
+          std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  RunResult r = RunFerryAndSignal(args, writing, SIGINT);
+  EXPECT_EQ(r.exit_code, 128 + SIGINT) << r.err;
+  EXPECT_NE(r.err.find("stopped early: interrupted"), std::string::npos)
+      << r.err;
+  // Nothing half-written anywhere, and a line for every file started.
+  for (const std::string& name : ListTree(dest_)) {
+    EXPECT_EQ(name.find(".ferry-part"), std::string::npos);
+    EXPECT_TRUE(ReadFile(dest_ / name) == ReadFile(src_ / name)) << name;
+  }
+  std::vector<Json> report = Report();
+  EXPECT_FALSE(report.empty());
+  for (const Json& line : report) {
+    if (line["status"] == "failed") {
+      EXPECT_EQ(line["error"], "interrupted");
+    }
+  }
 }
 
 }  // namespace

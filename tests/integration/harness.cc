@@ -1,6 +1,7 @@
 #include "integration/harness.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,12 @@ const Collection& TestCollection() {
 
 RunResult RunFerry(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env) {
+  return RunFerryAndSignal(args, nullptr, 0, env);
+}
+
+RunResult RunFerryAndSignal(const std::vector<std::string>& args,
+                            const std::function<bool()>& ready, int signal,
+                            const std::map<std::string, std::string>& env) {
   // mkstemp replaces the template's last six characters.
   std::string out_name = "/tmp/ferry-test-out-" + std::string(6, 'X');
   std::string err_name = "/tmp/ferry-test-err-" + std::string(6, 'X');
@@ -79,6 +86,16 @@ RunResult RunFerry(const std::vector<std::string>& args,
   if (posix_spawn(&pid, FERRY_BIN, &actions, nullptr, argv.data(),
                   envp.data()) == 0) {
     int status = 0;
+    if (ready) {
+      // Poll for the moment to signal, for 30 s at most.
+      for (int i = 0; i < 30000 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
+        if (ready()) {
+          kill(pid, signal);
+          break;
+        }
+        usleep(1000);
+      }
+    }
     waitpid(pid, &status, 0);
     result.exit_code =
         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -36,6 +37,10 @@ struct RunResult {
 // removed from its environment; `env` adds variables.
 RunResult RunFerry(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env = {});
+// Runs ferry, sends it `signal` as soon as `ready()` holds, and waits.
+RunResult RunFerryAndSignal(const std::vector<std::string>& args,
+                            const std::function<bool()>& ready, int signal,
+                            const std::map<std::string, std::string>& env = {});
 
 // Deterministic pseudo-random bytes.
 std::string RandomBytes(size_t size, uint64_t seed);

@@ -26,6 +26,7 @@ enum class ErrorCode {
   kChecksum,      // the file's XXH3-128 differs from the manifest's
   kLocalIo,       // a local file system operation failed
   kInternal,      // a bug or an impossible library answer
+  kInterrupted,   // the user asked the run to stop
 };
 
 // How the retry policy treats an error.

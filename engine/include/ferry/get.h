@@ -4,6 +4,7 @@
 
 #include <spdlog/logger.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,11 @@ struct GetOptions {
   bool http1 = false;   // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
   ProgressMode progress = ProgressMode::kAuto;  // progress line on stderr
+
+  // Set (from any thread or a signal handler) to stop the run: no new
+  // file starts, transfers in flight are abandoned and their temporary
+  // files removed, the report is completed. Null: never.
+  const std::atomic<bool>* interrupt = nullptr;
 
   // Where log lines go; nullptr for spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger;
