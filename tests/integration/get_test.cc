@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include "ferry/digest.h"
 #include "integration/harness.h"
@@ -79,14 +78,7 @@ TEST_F(Get, TenThousandSmallFilesArrive) {
   ExpectSameTree();
   EXPECT_EQ(Report().size(), 10000u);
   // Many streams multiplexed over a few reused connections.
-  std::vector<Request> requests = Requests();
-  ASSERT_EQ(requests.size(), 10000u);
-  std::set<std::string> connections;
-  for (const Request& q : requests) {
-    EXPECT_EQ(q.protocol, "HTTP/2.0");
-    connections.insert(q.connection);
-  }
-  EXPECT_LE(connections.size(), 2u);
+  ExpectRequestsOver("HTTP/2.0", 10000, 2);
 }
 
 TEST_F(Get, AwkwardNamesAndDeepFoldersArrive) {
@@ -117,15 +109,8 @@ TEST_F(Get, HttpOneWorksToo) {
                         {"--http1.1", "--streams", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
-  std::vector<Request> requests = Requests();
-  ASSERT_EQ(requests.size(), 50u);
-  std::set<std::string> connections;
-  for (const Request& q : requests) {
-    EXPECT_EQ(q.protocol, "HTTP/1.1");
-    connections.insert(q.connection);
-  }
   // Kept alive: eight connections carry the fifty requests.
-  EXPECT_LE(connections.size(), 8u);
+  ExpectRequestsOver("HTTP/1.1", 50, 8);
 }
 
 TEST_F(Get, MissingTokenFailsClearlyAndWritesNothing) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 extern char** environ;
@@ -226,6 +227,19 @@ std::vector<Request> CollectionTest::Requests() const {
     requests.push_back(r);
   }
   return requests;
+}
+
+void CollectionTest::ExpectRequestsOver(const std::string& protocol,
+                                        size_t count,
+                                        size_t max_connections) const {
+  std::vector<Request> requests = Requests();
+  ASSERT_EQ(requests.size(), count);
+  std::set<std::string> connections;
+  for (const Request& q : requests) {
+    EXPECT_EQ(q.protocol, protocol) << q.target;
+    connections.insert(q.connection);
+  }
+  EXPECT_LE(connections.size(), max_connections);
 }
 
 void CollectionTest::ExpectSameTree() const {

@@ -76,6 +76,10 @@ class CollectionTest : public ::testing::Test {
   void ExpectSameTree() const;
   // The requests the collection logged for this test's folder.
   std::vector<Request> Requests() const;
+  // Asserts that the collection logged `count` requests for this test's
+  // folder, all over `protocol`, carried by at most `max_connections`.
+  void ExpectRequestsOver(const std::string& protocol, size_t count,
+                          size_t max_connections) const;
 
   std::string name_;          // this test's folder on the collection
   fs::path src_;              // the collection's copy
