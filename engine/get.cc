@@ -134,7 +134,7 @@ Status RunGet(const GetOptions& options, RunSummary* summary) {
   // Everything that can refuse the run does so before a file is touched.
   if (Status s = CheckOptions(options); !s.ok()) return s;
   ManifestCheck check;
-  if (Status s = CheckManifest(options.manifest, &check); !s.ok()) return s;
+  if (Status s = CheckManifest(options.manifest, ManifestFormat::kFerry, &check); !s.ok()) return s;
   std::string dest = WithoutTrailingSlash(options.dest_dir);
   if (Status s = PrepareDestination(dest); !s.ok()) return s;
   Report report;

@@ -91,8 +91,9 @@ ParsedLine ParseManifestLine(std::string_view line, ManifestEntry* entry) {
 ManifestReader::ManifestReader() = default;
 ManifestReader::~ManifestReader() = default;
 
-Status ManifestReader::Open(const std::string& path) {
+Status ManifestReader::Open(const std::string& path, ManifestFormat format) {
   path_ = path;
+  format_ = format;
   lines_ = std::make_unique<LineReader>(kMaxManifestLine);
   if (int err = lines_->Open(path); err != 0) {
     return ErrorFromErrno(err, "cannot open manifest " + path);
@@ -135,11 +136,11 @@ bool ManifestReader::Next(ManifestEntry* entry) {
   }
 }
 
-Status CheckManifest(const std::string& path, ManifestCheck* check,
-                     size_t max_reported) {
+Status CheckManifest(const std::string& path, ManifestFormat format,
+                     ManifestCheck* check, size_t max_reported) {
   *check = {};
   ManifestReader reader;
-  if (Status s = reader.Open(path); !s.ok()) return s;
+  if (Status s = reader.Open(path, format); !s.ok()) return s;
   std::string report;
   ManifestEntry entry;
   for (;;) {

@@ -143,7 +143,7 @@ TEST_F(ManifestFile, SkipsAByteOrderMark) {
 TEST_F(ManifestFile, CheckNamesEveryBadLine) {
   std::string path = Write("ok\n/abs\nfine\na/../b\n");
   ManifestCheck check;
-  Status s = CheckManifest(path, &check);
+  Status s = CheckManifest(path, ManifestFormat::kFerry, &check);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kManifest);
   EXPECT_EQ(check.bad_lines, 2u);
@@ -155,14 +155,14 @@ TEST_F(ManifestFile, CheckNamesEveryBadLine) {
 
 TEST_F(ManifestFile, CheckCountsEntries) {
   ManifestCheck check;
-  ASSERT_TRUE(CheckManifest(Write("a\nb\n# c\n\nd\n"), &check).ok());
+  ASSERT_TRUE(CheckManifest(Write("a\nb\n# c\n\nd\n"), ManifestFormat::kFerry, &check).ok());
   EXPECT_EQ(check.entries, 3u);
 }
 
 TEST_F(ManifestFile, RefusesOverlongLineAndGoesOn) {
   std::string text = "a\n" + std::string(kMaxManifestLine + 10, 'x') + "\nb\n";
   ManifestCheck check;
-  Status s = CheckManifest(Write(text), &check);
+  Status s = CheckManifest(Write(text), ManifestFormat::kFerry, &check);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(check.bad_lines, 1u);
   EXPECT_EQ(check.entries, 2u);
@@ -172,7 +172,7 @@ TEST_F(ManifestFile, RefusesOverlongLineAndGoesOn) {
 
 TEST_F(ManifestFile, MissingFileIsAnError) {
   ManifestCheck check;
-  Status s = CheckManifest((dir_ / "nope").string(), &check);
+  Status s = CheckManifest((dir_ / "nope").string(), ManifestFormat::kFerry, &check);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("cannot open manifest"),
             std::string::npos);

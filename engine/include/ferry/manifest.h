@@ -22,11 +22,27 @@ namespace ferry {
 
 class LineReader;
 
+// One entry of a manifest. Paths are relative to the run's source and
+// destination (the collection's base URL, the local folder). Only batch
+// files give a destination that differs from the source, or a path that
+// starts with '/': such a path is taken from the root (the collection's
+// root, the local file system's root) instead of the run's folders.
 struct ManifestEntry {
-  std::string path;  // relative, validated by ValidateRelativePath
+  std::string path;  // the source, validated; no trailing '/'
+  std::string dest;  // the destination; empty: the same as path
   std::optional<uint64_t> size;
   std::optional<Digest128> xxh128;
-  uint64_t line = 0;  // 1-based line number in the manifest
+  bool recursive = false;  // batch files' --recursive: path is a folder
+  uint64_t line = 0;       // 1-based line number in the manifest
+
+  const std::string& destination() const { return dest.empty() ? path : dest; }
+};
+
+// The formats a manifest can have.
+enum class ManifestFormat {
+  kAuto,         // detect it (DetectManifestFormat)
+  kFerry,        // ferry's own: path [<TAB>size [<TAB>xxh128]]
+  kGlobusBatch,  // the Globus command line's --batch files
 };
 
 // Lines longer than this are refused: no real path is this long, and a
@@ -53,9 +69,11 @@ class ManifestReader {
   ManifestReader();
   ~ManifestReader();
 
-  // Opens `path`; "-" is not supported because a run reads the manifest
-  // twice (once to validate every line, once to plan).
-  [[nodiscard]] Status Open(const std::string& path);
+  // Opens `path`, to be read in `format` (not kAuto); "-" is not supported
+  // because a run reads the manifest twice (once to validate every line,
+  // once to plan).
+  [[nodiscard]] Status Open(const std::string& path,
+                            ManifestFormat format = ManifestFormat::kFerry);
 
   // Fills `entry` with the next entry. Returns false at the end of the
   // manifest or on a bad line; then error() says which.
@@ -68,6 +86,7 @@ class ManifestReader {
 
  private:
   std::string path_;
+  ManifestFormat format_ = ManifestFormat::kFerry;
   std::unique_ptr<LineReader> lines_;
   uint64_t line_number_ = 0;
   std::optional<Error> error_;
@@ -81,7 +100,17 @@ struct ManifestCheck {
   uint64_t bad_lines = 0;
 };
 [[nodiscard]] Status CheckManifest(const std::string& path,
+                                   ManifestFormat format,
                                    ManifestCheck* check,
                                    size_t max_reported = 20);
+
+// Guesses the format of the manifest at `path` from its first entries,
+// and says why, so that the run can announce what it chose.
+struct FormatGuess {
+  ManifestFormat format = ManifestFormat::kFerry;
+  std::string reason;
+};
+[[nodiscard]] Status DetectManifestFormat(const std::string& path,
+                                          FormatGuess* guess);
 
 }  // namespace ferry

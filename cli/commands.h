@@ -1,0 +1,13 @@
+// The subcommands of ferry, one function each that registers it on the
+// application. Each lives in a file of its own.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "common.h"
+
+namespace ferry::cli {
+
+Command AddGetCommand(CLI::App& app);
+
+}  // namespace ferry::cli

@@ -1,0 +1,101 @@
+#include "common.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+
+namespace ferry::cli {
+namespace {
+
+std::atomic<bool> interrupted{false};
+std::atomic<int> interrupt_signal{0};
+
+void OnInterrupt(int signal) {
+  interrupt_signal.store(signal);
+  interrupted.store(true);
+  // A second signal ends the process at once.
+  std::signal(signal, SIG_DFL);
+}
+
+// Reads a token from its file: the first line, without surrounding blanks.
+bool ReadToken(const std::string& path, std::string* token,
+               std::string* problem) {
+  std::ifstream in(path);
+  if (!in) {
+    *problem = "cannot read token file " + path;
+    return false;
+  }
+  std::getline(in, *token);
+  auto first = token->find_first_not_of(" \t\r\n");
+  auto last = token->find_last_not_of(" \t\r\n");
+  *token =
+      first == std::string::npos ? "" : token->substr(first, last - first + 1);
+  if (token->empty()) {
+    *problem = "token file " + path + " is empty";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void AddLogFlags(CLI::App* command, CommonFlags* flags) {
+  command->add_flag("-v,--verbose", flags->verbosity,
+                    "More log lines (twice for debug)");
+  command->add_flag("-q,--quiet", flags->quiet, "Errors only, no summary");
+}
+
+std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags) {
+  auto log = spdlog::get("ferry");
+  if (!log) log = spdlog::stderr_color_mt("ferry");
+  log->set_pattern("ferry: %^%l%$: %v");
+  log->set_level(flags.quiet            ? spdlog::level::err
+                 : flags.verbosity >= 2 ? spdlog::level::debug
+                 : flags.verbosity == 1 ? spdlog::level::info
+                                        : spdlog::level::warn);
+  return log;
+}
+
+bool LoadToken(const CommonFlags& flags, spdlog::logger& log,
+               std::string* token) {
+  if (!flags.token_file.empty()) {
+    std::string problem;
+    if (!ReadToken(flags.token_file, token, &problem)) {
+      log.error("{}", problem);
+      return false;
+    }
+  } else if (const char* env = std::getenv(kTokenVariable); env && *env) {
+    *token = env;
+  } else {
+    log.warn(
+        "no token (--token-file or {}): requests go without one, as "
+        "only a public collection allows",
+        kTokenVariable);
+  }
+  return true;
+}
+
+const std::atomic<bool>* CatchInterrupts() {
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  return &interrupted;
+}
+
+int InterruptExitCode() {
+  return interrupted.load() ? 128 + interrupt_signal.load() : 0;
+}
+
+int ExitCodeFor(const Error& error) {
+  return error.code() == ErrorCode::kUsage ||
+                 error.code() == ErrorCode::kManifest
+             ? kExitUsage
+             : kExitFailed;
+}
+
+}  // namespace ferry::cli
