@@ -210,6 +210,108 @@ expect "PUT without token: 401" 401 "$out"
 out=$(c "${auth_rw[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' "$base/_moved/x")
 expect "/_moved/x: 302 to /x" "302 $base/x" "$out"
 
+# --- test hooks /_dated/ and /_noranges/ -------------------------------------
+
+# Both serve the data root under a prefix with the token rules of /; each
+# check below runs on / and on both prefixes, so that a difference shows.
+for prefix in '' /_dated /_noranges; do
+  at=${prefix:-/}
+
+  out=$(c -o /dev/null -w '%{http_code} %{redirect_url}' "$base$prefix/hello.txt")
+  expect_match "$at: no token, no X-Requested-With: 302 to login" \
+    "^302 $base/_login/authorize\\?(.*&)?client_id=$collection_id(&|$)" "$out"
+  body=$(c "${xrw[@]}" -w ' %{http_code} %{content_type}' "$base$prefix/hello.txt")
+  expect_match "$at: no token: 401 JSON" \
+    '"code":"unauthorized".* 401 application/json$' "${body//$'\n'/ }"
+  out=$(c "${auth_ro[@]}" -w ' %{http_code}' "$base$prefix/hello.txt")
+  expect "$at: GET with ro token" "hello collection
+ 200" "$out"
+  out=$(c "${auth_ro[@]}" -w ' %{http_code}' "$base$prefix$odd_path")
+  expect "$at: GET of a percent-encoded odd name" "odd name contents
+ 200" "$out"
+  out=$(c "${auth_ro[@]}" -o /dev/null -w '%{http_code}' "$base$prefix/no-such-file")
+  expect "$at: GET of a missing file: 404" 404 "$out"
+  out=$(c "${auth_rw[@]}" -X POST -o /dev/null -w '%{http_code}' "$base$prefix/hello.txt")
+  expect "$at: POST: 405" 405 "$out"
+  for dir in /folder /folder/ /; do
+    body=$(c "${auth_rw[@]}" -w '\n%{http_code}' "$base$prefix$dir")
+    expect "$at: GET of directory $dir: 403, no listing" 403 "${body##*$'\n'}"
+  done
+
+  headers=$(c "${auth_ro[@]}" -I "$base$prefix/hello.txt" | tr -d '\r')
+  expect_match "$at: HEAD: 200 with Content-Length" \
+    $'^HTTP/2 200.*\ncontent-length: 17(\n|$)' "$headers"
+  headers=$(c "${auth_ro[@]}" -I "$base$prefix/hello.txt?download" | tr -d '\r')
+  expect_match "$at: ?download: attachment" \
+    $'(^|\n)content-disposition: attachment; filename="hello\\.txt"' "$headers"
+  headers=$(c -X OPTIONS -i "$base$prefix/sub/no-such-file" | tr -d '\r')
+  expect_match "$at: OPTIONS without token: 204 with Allow" \
+    $'^HTTP/2 204.*\nallow: OPTIONS, HEAD, GET, PUT, DELETE(\n|$)' "$headers"
+
+  # Writes land at the plain path, whatever the prefix.
+  out=$(c "${auth_ro[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+    "$base$prefix/hooks/ro.bin")
+  expect "$at: PUT with ro: 403" 403 "$out"
+  check "$at: PUT with ro wrote nothing" test ! -e "$data/hooks/ro.bin"
+  out=$(c "${xrw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+    "$base$prefix/hooks/anon.bin")
+  expect "$at: PUT without token: 401" 401 "$out"
+  out=$(c "${auth_rw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+    "$base$prefix/hooks/new/up.bin")
+  expect_match "$at: PUT with rw into a new folder: 201/204" '^20[14]$' "$out"
+  check "$at: PUT landed at the plain path" cmp -s "$upload" "$data/hooks/new/up.bin"
+  out=$(c "${auth_rw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' "$base$prefix/folder")
+  expect "$at: PUT onto a folder: 403" 403 "$out"
+  out=$(c "${auth_ro[@]}" -X DELETE -o /dev/null -w '%{http_code}' \
+    "$base$prefix/hooks/new/up.bin")
+  expect "$at: DELETE with ro: 403" 403 "$out"
+  out=$(c "${auth_rw[@]}" -X DELETE -o /dev/null -w '%{http_code}' \
+    "$base$prefix/hooks/new/up.bin")
+  expect_match "$at: DELETE with rw: 200/204" '^20[04]$' "$out"
+  check "$at: DELETE removed the plain path" test ! -e "$data/hooks/new/up.bin"
+done
+rm -rf -- "${data:?}/hooks"
+
+# Last-Modified only under /_dated/, on GET and HEAD alike.
+headers=$(c "${auth_ro[@]}" -I "$base/hello.txt" | tr -d '\r')
+if [[ ${headers,,} == *last-modified:* ]]; then
+  fail "/: no Last-Modified" "$headers"
+else
+  pass "/: no Last-Modified"
+fi
+headers=$(c "${auth_ro[@]}" -I "$base/_noranges/hello.txt" | tr -d '\r')
+if [[ ${headers,,} == *last-modified:* ]]; then
+  fail "/_noranges/: no Last-Modified" "$headers"
+else
+  pass "/_noranges/: no Last-Modified"
+fi
+mtime=$(LC_ALL=C TZ=GMT date -r "$data/hello.txt" '+%a, %d %b %Y %H:%M:%S GMT')
+headers=$(c "${auth_ro[@]}" -I "$base/_dated/hello.txt" | tr -d '\r')
+expect_match "/_dated/: HEAD sends the file's Last-Modified" \
+  $'(^|\n)last-modified: '"$mtime"$'(\n|$)' "$headers"
+headers=$(c "${auth_ro[@]}" -D - -o /dev/null "$base/_dated/hello.txt" | tr -d '\r')
+expect_match "/_dated/: GET sends the file's Last-Modified" \
+  $'(^|\n)last-modified: '"$mtime"$'(\n|$)' "$headers"
+
+# Range: honoured on / and /_dated/, ignored on /_noranges/.
+for prefix in '' /_dated; do
+  out=$(c "${auth_ro[@]}" -r 0-0 -w ' %{http_code} %{size_download}' \
+    "$base$prefix/hello.txt")
+  expect "${prefix:-/}: Range bytes=0-0: 206 and one byte" "h 206 1" "$out"
+done
+out=$(c "${auth_ro[@]}" -r 0-0 -o /dev/null -w '%{http_code} %{size_download}' \
+  "$base/_noranges/hello.txt")
+expect "/_noranges/: Range bytes=0-0: 200 and the whole file" "200 17" "$out"
+out=$(c "${auth_ro[@]}" -r 5-9 -w ' %{http_code}' "$base/_noranges/hello.txt")
+expect "/_noranges/: Range bytes=5-9: 200 and the whole file" "hello collection
+ 200" "$out"
+headers=$(c "${auth_ro[@]}" -I "$base/_noranges/hello.txt" | tr -d '\r')
+if [[ ${headers,,} == *accept-ranges:* ]]; then
+  fail "/_noranges/: no Accept-Ranges" "$headers"
+else
+  pass "/_noranges/: no Accept-Ranges"
+fi
+
 # --- restart and stop ----------------------------------------------------------
 
 ca_before=$(cat "$ca")
