@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "manifest/batch.h"
 #include "manifest/line_reader.h"
 
 namespace ferry {
@@ -70,6 +71,8 @@ ParsedLine ParseManifestLine(std::string_view line, ManifestEntry* entry) {
 
   if (auto bad = ValidateRelativePath(columns[0])) return {false, *bad};
   entry->path.assign(columns[0]);
+  entry->dest.clear();
+  entry->recursive = false;
   entry->size.reset();
   entry->xxh128.reset();
   if (count >= 2 && !columns[1].empty()) {
@@ -92,9 +95,14 @@ ManifestReader::ManifestReader() = default;
 ManifestReader::~ManifestReader() = default;
 
 Status ManifestReader::Open(const std::string& path, ManifestFormat format) {
+  if (format == ManifestFormat::kAuto) {
+    return Error(ErrorCode::kInternal, RetryClass::kPermanent,
+                 "a manifest is read in a chosen format, not kAuto");
+  }
   path_ = path;
   format_ = format;
   lines_ = std::make_unique<LineReader>(kMaxManifestLine);
+  words_ = std::make_unique<ShellWords>();
   if (int err = lines_->Open(path); err != 0) {
     return ErrorFromErrno(err, "cannot open manifest " + path);
   }
@@ -124,7 +132,9 @@ bool ManifestReader::Next(ManifestEntry* entry) {
     if (line_number_ == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") {
       line.remove_prefix(3);
     }
-    ParsedLine parsed = ParseManifestLine(line, entry);
+    ParsedLine parsed = format_ == ManifestFormat::kGlobusBatch
+                            ? ParseBatchLine(line, entry, words_.get())
+                            : ParseManifestLine(line, entry);
     if (parsed.error) {
       error_ = ManifestError(path_, line_number_, *parsed.error);
       return false;
@@ -146,6 +156,9 @@ Status CheckManifest(const std::string& path, ManifestFormat format,
   for (;;) {
     if (reader.Next(&entry)) {
       ++check->entries;
+      if (entry.recursive && check->recursive++ == 0) {
+        check->first_recursive_line = entry.line;
+      }
       continue;
     }
     if (!reader.error()) break;

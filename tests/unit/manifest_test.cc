@@ -48,6 +48,16 @@ TEST(ManifestLine, DropsCarriageReturn) {
   EXPECT_EQ(e.size, 3u);
 }
 
+TEST(ManifestLine, ClearsWhatOnlyBatchFilesSet) {
+  ManifestEntry e;
+  e.dest = "elsewhere";
+  e.recursive = true;
+  ASSERT_TRUE(Parse("a/b", &e).has_entry);
+  EXPECT_TRUE(e.dest.empty());
+  EXPECT_EQ(e.destination(), "a/b");
+  EXPECT_FALSE(e.recursive);
+}
+
 TEST(ManifestLine, SkipsBlankAndCommentLines) {
   ManifestEntry e;
   for (const char* line : {"", "   ", "\t", "# a comment", "#", "\r"}) {
@@ -155,7 +165,9 @@ TEST_F(ManifestFile, CheckNamesEveryBadLine) {
 
 TEST_F(ManifestFile, CheckCountsEntries) {
   ManifestCheck check;
-  ASSERT_TRUE(CheckManifest(Write("a\nb\n# c\n\nd\n"), ManifestFormat::kFerry, &check).ok());
+  ASSERT_TRUE(
+      CheckManifest(Write("a\nb\n# c\n\nd\n"), ManifestFormat::kFerry, &check)
+          .ok());
   EXPECT_EQ(check.entries, 3u);
 }
 
@@ -172,10 +184,16 @@ TEST_F(ManifestFile, RefusesOverlongLineAndGoesOn) {
 
 TEST_F(ManifestFile, MissingFileIsAnError) {
   ManifestCheck check;
-  Status s = CheckManifest((dir_ / "nope").string(), ManifestFormat::kFerry, &check);
+  Status s =
+      CheckManifest((dir_ / "nope").string(), ManifestFormat::kFerry, &check);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("cannot open manifest"),
             std::string::npos);
+}
+
+TEST_F(ManifestFile, OpenWantsAChosenFormat) {
+  ManifestReader reader;
+  EXPECT_FALSE(reader.Open(Write("a\n"), ManifestFormat::kAuto).ok());
 }
 
 TEST_F(ManifestFile, LineReaderKeepsMemoryBounded) {

@@ -6,6 +6,11 @@
 // where size is a decimal byte count (may be empty: unknown) and xxh128 is
 // 32 hex digits as `xxhsum -H2` prints them. Blank lines and lines whose
 // first character is '#' are skipped. A trailing carriage return is dropped.
+//
+// A manifest can also be a batch file of the Globus command line: on each
+// line a source and a destination path, split like a shell would, with
+// optional flags (--recursive, -r, --no-recursive, --external-checksum V).
+// manifest/batch.h and manifest/shell_split.h give the exact rules.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +26,7 @@
 namespace ferry {
 
 class LineReader;
+struct ShellWords;
 
 // One entry of a manifest. Paths are relative to the run's source and
 // destination (the collection's base URL, the local folder). Only batch
@@ -88,6 +94,7 @@ class ManifestReader {
   std::string path_;
   ManifestFormat format_ = ManifestFormat::kFerry;
   std::unique_ptr<LineReader> lines_;
+  std::unique_ptr<ShellWords> words_;  // batch files: reused for each line
   uint64_t line_number_ = 0;
   std::optional<Error> error_;
 };
@@ -98,14 +105,33 @@ class ManifestReader {
 struct ManifestCheck {
   uint64_t entries = 0;
   uint64_t bad_lines = 0;
+  uint64_t recursive = 0;             // entries that name a whole folder
+  uint64_t first_recursive_line = 0;  // line of the first of them; 0: none
 };
 [[nodiscard]] Status CheckManifest(const std::string& path,
-                                   ManifestFormat format,
-                                   ManifestCheck* check,
+                                   ManifestFormat format, ManifestCheck* check,
                                    size_t max_reported = 20);
 
-// Guesses the format of the manifest at `path` from its first entries,
-// and says why, so that the run can announce what it chose.
+// Guesses the format of the manifest at `path` from its first 1000 entry
+// lines, and says why, so that the run can announce what it chose.
+//
+// Blank lines and lines whose first non-blank byte is '#' are left out.
+// The first rule that applies decides:
+//  1. no entry line: ferry's format ("no entries");
+//  2. a tab on any line: ferry's format, whose columns are tab-separated;
+//  3. a line holds a batch flag as a word of its own (--recursive, -r,
+//     --no-recursive, --external-checksum[=V]): a batch file;
+//  4. a line uses shell quoting (quotes or backslashes) and splits into
+//     exactly a source and a destination: a batch file;
+//  5. every line splits into exactly two paths, and no line has a '#'
+//     glued to a word (which a shell reads as a comment, but which is
+//     ordinary in file names): a batch file;
+//  6. otherwise ferry's format, one path per line.
+// A ferry manifest whose paths hold spaces therefore reads as a batch file
+// only when every one of its lines holds exactly one run of spaces, such as
+// "run 1/a.dat" on each line; nothing in the text can tell those apart, so
+// the run announces the guess and its reason, and --format overrides it.
+// The reason is a short phrase, such as "tab-separated columns".
 struct FormatGuess {
   ManifestFormat format = ManifestFormat::kFerry;
   std::string reason;
