@@ -66,8 +66,9 @@ std::optional<std::string> ReadFlag(const std::vector<std::string>& words,
 }
 
 std::string PathCountError(size_t count) {
-  if (count == 0)
+  if (count == 0) {
     return "no path: a batch line needs a source and a destination";
+  }
   if (count == 1) {
     return "one path only: a batch line needs a source and a destination";
   }
