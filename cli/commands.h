@@ -9,5 +9,11 @@
 namespace ferry::cli {
 
 Command AddGetCommand(CLI::App& app);
+Command AddPutCommand(CLI::App& app);
+Command AddRmCommand(CLI::App& app);
+Command AddStatCommand(CLI::App& app);
+Command AddLinkCommand(CLI::App& app);
+Command AddManifestCommand(CLI::App& app);
+Command AddVerifyCommand(CLI::App& app);
 
 }  // namespace ferry::cli

@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::vector<Command> commands = {
-      AddGetCommand(app),
+      AddGetCommand(app),    AddPutCommand(app),  AddRmCommand(app),
+      AddStatCommand(app),   AddLinkCommand(app), AddManifestCommand(app),
+      AddVerifyCommand(app),
   };
 
   try {

@@ -1,4 +1,4 @@
-// A job: one file to fetch, as the planner hands it to the transfer loop.
+// A job: one file to handle, as the planner hands it to the transfer loop.
 #pragma once
 
 #include <cstdint>
@@ -6,21 +6,51 @@
 #include <string>
 
 #include "ferry/digest.h"
+#include "ferry/error.h"
 #include "ferry/retry_policy.h"
 
 namespace ferry {
 
-struct Job {
-  std::string path;  // relative path, as in the manifest
-  std::string url;   // the file's URL on the collection
-  std::string dest;  // final local path
-  std::optional<uint64_t> size;
-  std::optional<Digest128> xxh128;
-  uint64_t line = 0;  // manifest line, for messages
+// The request a job needs next. A file that a sync level must look at
+// first starts with kHead (or kHashRemote) and moves on to its transfer
+// when the answer says it has to.
+enum class Step : uint8_t {
+  kHead,        // HEAD: size and type, or whether it exists
+  kHashRemote,  // GET, hashing the body without keeping it
+  kGet,         // GET into the local file
+  kPut,         // PUT the local file
+  kDelete,      // DELETE
+};
 
-  int attempts = 0;  // attempts started so far
+struct Job {
+  std::string path;   // the manifest's path, for messages and the report
+  std::string url;    // the file's URL on the collection
+  std::string local;  // get: the final local path; put: the source file
+  std::optional<uint64_t> size;     // from the manifest
+  std::optional<Digest128> xxh128;  // from the manifest
+  uint64_t line = 0;                // manifest line, for messages
+  Step step = Step::kGet;
+
+  // The local side, as the planner found it (get: destination, put:
+  // source), for sync decisions and the upload's size.
+  bool local_exists = false;
+  uint64_t local_size = 0;
+  int64_t local_mtime = 0;  // seconds since the epoch
+
+  // Set by the planner when the job needs no request: the file is left
+  // alone for this reason, or it failed before any request.
+  std::string skip_reason;
+  std::optional<Error> error;
+
+  int attempts = 0;  // attempts of the current step started so far
   Clock::time_point first_start;
   bool end_of_plan = false;  // marks the end of the manifest; no file
+
+  bool download = false;  // the run writes local files
+
+  // Two jobs with the same key must not run at once: downloads to one
+  // local file, or requests for one URL.
+  const std::string& key() const { return download ? local : url; }
 };
 
 }  // namespace ferry

@@ -1,12 +1,29 @@
 #include "plan/planner.h"
 
-#include "ferry/manifest.h"
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "ferry/digest.h"
 #include "ferry/url.h"
+#include "verify/tree_walker.h"
 
 namespace ferry {
+namespace {
 
-Planner::Planner(Options options, std::function<void()> wake)
-    : options_(std::move(options)), wake_(std::move(wake)) {}
+bool IsAbsolute(const std::string& path) {
+  return !path.empty() && path.front() == '/';
+}
+
+}  // namespace
+
+Planner::Planner(Options options, std::function<void()> wake,
+                 spdlog::logger* log)
+    : options_(std::move(options)),
+      root_url_(RootUrl(options_.base_url)),
+      wake_(std::move(wake)),
+      log_(log) {}
 
 Planner::~Planner() { Stop(); }
 
@@ -51,25 +68,165 @@ bool Planner::Push(Job job) {
 
 void Planner::Run() {
   ManifestReader reader;
-  if (Status s = reader.Open(options_.manifest); !s.ok()) {
+  if (Status s = reader.Open(options_.manifest, options_.format); !s.ok()) {
     error_ = s.error();
   } else {
     ManifestEntry entry;
+    auto push = [this](const ManifestEntry& e, Job* failed) {
+      return Push(failed != nullptr ? std::move(*failed) : Plan(e));
+    };
     while (reader.Next(&entry)) {
-      Job job;
-      job.url = FileUrl(options_.base_url, entry.path);
-      job.dest = options_.dest_dir + "/" + entry.path;
-      job.path = std::move(entry.path);
-      job.size = entry.size;
-      job.xxh128 = entry.xxh128;
-      job.line = entry.line;
-      if (!Push(std::move(job))) return;
+      if (entry.recursive) {
+        if (!Expand(entry, push)) return;
+      } else if (!push(entry, nullptr)) {
+        return;
+      }
     }
     error_ = reader.error();
   }
   Job end;
   end.end_of_plan = true;
   Push(std::move(end));
+}
+
+Job Planner::Plan(const ManifestEntry& entry) const {
+  const bool upload = options_.op == Operation::kPut;
+  // Downloads go from the entry's path to its destination; uploads the
+  // other way round.
+  const std::string& remote = upload ? entry.destination() : entry.path;
+  const std::string& local = upload ? entry.path : entry.destination();
+
+  Job job;
+  job.path = entry.path;
+  job.line = entry.line;
+  job.size = entry.size;
+  job.xxh128 = entry.xxh128;
+  job.url = IsAbsolute(remote) ? FileUrl(root_url_, remote.substr(1))
+                               : FileUrl(options_.base_url, remote);
+  if (options_.op == Operation::kGet || upload) job.local = LocalPath(local);
+  job.download = options_.op == Operation::kGet;
+  switch (options_.op) {
+    case Operation::kGet:
+      job.step = Step::kGet;
+      break;
+    case Operation::kPut:
+      job.step = Step::kPut;
+      break;
+    case Operation::kRemove:
+      job.step = Step::kDelete;
+      return job;
+    case Operation::kStat:
+      job.step = Step::kHead;
+      return job;
+  }
+  DecideLocally(job);
+  return job;
+}
+
+std::string Planner::LocalPath(const std::string& path) const {
+  return IsAbsolute(path) ? path : options_.local_dir + "/" + path;
+}
+
+bool Planner::Expand(const ManifestEntry& folder, const EntryFn& fn) const {
+  TreeWalker walker(LocalPath(folder.path), TreeWalker::Options(), *log_);
+  if (Status s = walker.Open(); !s.ok()) {
+    // The folder itself fails, as one entry.
+    Job job;
+    job.path = folder.path;
+    job.line = folder.line;
+    job.url = folder.destination();
+    job.error = s.error();
+    return fn(folder, &job);
+  }
+  ManifestEntry file;
+  file.line = folder.line;
+  std::string rel;
+  while (walker.Next(&rel)) {
+    file.path = folder.path + "/" + rel;
+    file.dest = folder.destination() + "/" + rel;
+    if (!fn(file, nullptr)) return false;
+  }
+  return true;
+}
+
+Status Planner::CountFiles(uint64_t* files) const {
+  *files = 0;
+  ManifestReader reader;
+  if (Status s = reader.Open(options_.manifest, options_.format); !s.ok()) {
+    return s;
+  }
+  ManifestEntry entry;
+  auto count = [files](const ManifestEntry&, Job*) {
+    ++*files;
+    return true;
+  };
+  while (reader.Next(&entry)) {
+    if (entry.recursive && options_.op == Operation::kPut) {
+      Expand(entry, count);
+    } else {
+      ++*files;
+    }
+  }
+  if (reader.error()) return *reader.error();
+  return {};
+}
+
+// What can be known without a request: the local side's size, time and
+// (for the checksum level of a download) contents.
+void Planner::DecideLocally(Job& job) const {
+  const bool upload = options_.op == Operation::kPut;
+  if (!upload && options_.sync == SyncLevel::kNone) return;
+
+  struct stat st {};
+  if (::stat(job.local.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      job.error = Error(ErrorCode::kLocalIo, RetryClass::kPermanent,
+                        fmt::format("{} is not a regular file", job.local));
+      return;
+    }
+    job.local_exists = true;
+    job.local_size = static_cast<uint64_t>(st.st_size);
+    job.local_mtime = st.st_mtim.tv_sec;
+  } else if (upload || errno != ENOENT) {
+    job.error = ErrorFromErrno(errno, "cannot read " + job.local);
+    return;
+  }
+
+  if (upload) {
+    // The collection's side is known only from a HEAD request.
+    if (options_.sync != SyncLevel::kNone) job.step = Step::kHead;
+    return;
+  }
+  if (!job.local_exists) return;  // a download with nothing to compare
+  switch (options_.sync) {
+    case SyncLevel::kNone:
+      return;
+    case SyncLevel::kExists:
+      job.skip_reason = "exists";
+      return;
+    case SyncLevel::kSize:
+      if (!job.size) {
+        job.step = Step::kHead;
+      } else if (*job.size == job.local_size) {
+        job.skip_reason = "same size";
+      }
+      return;
+    case SyncLevel::kMtime:
+      job.step = Step::kHead;
+      return;
+    case SyncLevel::kChecksum: {
+      if (job.size && *job.size != job.local_size) return;
+      Digest128 digest;
+      uint64_t size = 0;
+      if (int err = HashFile(job.local, &digest, &size); err != 0) {
+        job.error = ErrorFromErrno(err, "cannot hash " + job.local);
+        return;
+      }
+      if (job.xxh128 && digest == *job.xxh128)
+        job.skip_reason = "same checksum";
+      return;
+    }
+  }
 }
 
 }  // namespace ferry

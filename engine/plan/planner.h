@@ -1,7 +1,13 @@
 // Turns manifest entries into jobs on a thread of its own, ahead of the
 // transfer loop, through a bounded queue: memory stays flat whatever the
 // manifest's length, and the loop never waits on the manifest's disk.
+//
+// The planner also looks at the local side of each file (a stat, and for
+// the checksum level a hash), so that sync decisions that need no request
+// never reach the loop as requests: such files arrive as skipped jobs.
 #pragma once
+
+#include <spdlog/logger.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -13,6 +19,8 @@
 #include <thread>
 
 #include "ferry/error.h"
+#include "ferry/manifest.h"
+#include "ferry/run.h"
 #include "plan/job.h"
 
 namespace ferry {
@@ -20,15 +28,18 @@ namespace ferry {
 class Planner {
  public:
   struct Options {
+    Operation op = Operation::kGet;
+    SyncLevel sync = SyncLevel::kNone;
     std::string manifest;
+    ManifestFormat format = ManifestFormat::kFerry;
     std::string base_url;
-    std::string dest_dir;
+    std::string local_dir;  // without a trailing '/'
     size_t queue_capacity = 4096;
   };
 
   // `wake` is called (from the planner's thread) after a push when the
   // consumer said it was waiting; it must be thread-safe.
-  Planner(Options options, std::function<void()> wake);
+  Planner(Options options, std::function<void()> wake, spdlog::logger* log);
   ~Planner();  // stops and joins the thread
 
   void Start();
@@ -48,12 +59,28 @@ class Planner {
   // A read error met after the manifest was checked (it changed under us).
   const std::optional<Error>& error() const { return error_; }
 
+  // The job for one manifest entry; public for tests.
+  Job Plan(const ManifestEntry& entry) const;
+
+  // The files an upload's manifest names once its recursive entries are
+  // expanded from the local tree.
+  [[nodiscard]] Status CountFiles(uint64_t* files) const;
+
  private:
   void Run();
   bool Push(Job job);  // false once stopped
+  void DecideLocally(Job& job) const;
+  std::string LocalPath(const std::string& path) const;
+  // Calls `fn` with an entry for every file below a recursive entry's
+  // local folder, or once with a failed job when the folder cannot be
+  // listed; false when `fn` asked to stop.
+  using EntryFn = std::function<bool(const ManifestEntry&, Job* failed)>;
+  bool Expand(const ManifestEntry& folder, const EntryFn& fn) const;
 
   Options options_;
+  std::string root_url_;  // the base URL's scheme and host, for '/' paths
   std::function<void()> wake_;
+  spdlog::logger* log_;
 
   std::mutex mutex_;
   std::condition_variable not_full_;  // signalled by TryPop and Stop

@@ -25,9 +25,11 @@ double Seconds(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-Status Report::Open(const std::string& path, ProgressMode progress,
-                    uint64_t files) {
+Status Report::Open(Operation op, const std::string& path,
+                    ProgressMode progress, uint64_t files, std::FILE* listing) {
+  summary_.op = op;
   summary_.files = files;
+  if (op == Operation::kStat) listing_ = listing != nullptr ? listing : stdout;
   report_path_ = path;
   if (!path.empty()) {
     out_.open(path, std::ios::out | std::ios::trunc);
@@ -45,23 +47,48 @@ Status Report::Open(const std::string& path, ProgressMode progress,
 }
 
 void Report::FileDone(const FileResult& r) {
-  if (r.error == nullptr) {
-    ++summary_.ok;
-    summary_.bytes += r.bytes;
-    if (r.verified) ++summary_.verified;
-  } else {
-    ++summary_.failed;
+  static constexpr const char* kStatus[] = {"ok", "skipped", "absent",
+                                            "failed"};
+  switch (r.outcome) {
+    case Outcome::kOk:
+      ++summary_.ok;
+      summary_.bytes += r.bytes;
+      if (r.verified) ++summary_.verified;
+      break;
+    case Outcome::kSkipped:
+      ++summary_.skipped;
+      break;
+    case Outcome::kAbsent:
+      ++summary_.absent;
+      break;
+    case Outcome::kFailed:
+      ++summary_.failed;
+      break;
+  }
+  if (listing_ != nullptr) {
+    if (r.outcome == Outcome::kOk) {
+      std::fprintf(listing_, "%s\t%s\t%s\n", r.path->c_str(),
+                   r.remote_size ? std::to_string(*r.remote_size).c_str() : "-",
+                   r.content_type.empty() ? "-" : r.content_type.c_str());
+    } else {
+      std::fprintf(listing_, "%s\t-\t%s\n", r.path->c_str(),
+                   kStatus[static_cast<int>(r.outcome)]);
+    }
   }
   if (!out_.is_open()) return;
   nlohmann::json line = {
       {"path", *r.path},
-      {"status", r.error == nullptr ? "ok" : "failed"},
+      {"op", OperationName(summary_.op)},
+      {"status", kStatus[static_cast<int>(r.outcome)]},
       {"bytes", r.bytes},
       {"http_status", r.http_status},
       {"attempts", r.attempts},
       {"seconds", std::round(r.seconds * 1e6) / 1e6},
   };
-  if (r.xxh128 && r.error == nullptr) line["xxh128"] = r.xxh128->ToHex();
+  if (r.xxh128 && r.outcome == Outcome::kOk) line["xxh128"] = r.xxh128->ToHex();
+  if (r.reason != nullptr) line["reason"] = *r.reason;
+  if (r.remote_size) line["size"] = *r.remote_size;
+  if (!r.content_type.empty()) line["type"] = r.content_type;
   if (r.error != nullptr) line["error"] = r.error->message();
   // Paths are bytes; a name that is not UTF-8 must not break the report.
   out_ << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
@@ -86,11 +113,13 @@ void Report::Tick(std::chrono::steady_clock::time_point now) {
 
 void Report::PrintProgress(std::chrono::steady_clock::time_point now) {
   double elapsed = Seconds(now - start_);
-  uint64_t done = summary_.ok + summary_.failed;
+  uint64_t done =
+      summary_.ok + summary_.skipped + summary_.absent + summary_.failed;
   std::string line = fmt::format(
-      "ferry: {}/{} files, {} received, {}/s, {} failed, {:.0f} s", done,
-      summary_.files, HumanBytes(static_cast<double>(received_)),
-      HumanBytes(elapsed > 0 ? static_cast<double>(received_) / elapsed : 0),
+      "ferry: {}/{} files, {} {}, {}/s, {} failed, {:.0f} s", done,
+      summary_.files, HumanBytes(static_cast<double>(moved_)),
+      summary_.op == Operation::kPut ? "sent" : "received",
+      HumanBytes(elapsed > 0 ? static_cast<double>(moved_) / elapsed : 0),
       summary_.failed, elapsed);
   std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
   std::fflush(stderr);
@@ -100,7 +129,8 @@ void Report::PrintProgress(std::chrono::steady_clock::time_point now) {
 RunSummary Report::Finish() {
   if (progress_shown_ && tty_) std::fputs("\r\033[K", stderr);
   summary_.seconds = Seconds(std::chrono::steady_clock::now() - start_);
-  uint64_t done = summary_.ok + summary_.failed;
+  uint64_t done =
+      summary_.ok + summary_.skipped + summary_.absent + summary_.failed;
   summary_.not_attempted = summary_.files > done ? summary_.files - done : 0;
   if (out_.is_open()) {
     out_.flush();
@@ -112,17 +142,35 @@ RunSummary Report::Finish() {
   return summary_;
 }
 
+bool RunSummary::all_ok() const {
+  uint64_t fine = ok + skipped + (op == Operation::kRemove ? absent : 0);
+  return fine == files && !report_error;
+}
+
 std::string RunSummary::ToText() const {
+  static constexpr const char* kDone[] = {"arrived", "uploaded", "deleted",
+                                          "found"};
   double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
-  std::string text = fmt::format(
-      "{} files: {} ok ({} verified against the manifest), {} failed", files,
-      ok, verified, failed);
+  std::string text =
+      fmt::format("{} files: {} {}", files, ok, kDone[static_cast<int>(op)]);
+  if (op == Operation::kGet || op == Operation::kPut) {
+    text += fmt::format(" ({} verified against the manifest)", verified);
+  }
+  if (skipped > 0) text += fmt::format(", {} skipped", skipped);
+  if (absent > 0) text += fmt::format(", {} absent", absent);
+  text += fmt::format(", {} failed", failed);
   if (not_attempted > 0)
     text += fmt::format(", {} not attempted", not_attempted);
-  text += fmt::format("\n{} in {:.2f} s: {}/s, {:.0f} files/s",
-                      HumanBytes(static_cast<double>(bytes)), seconds,
-                      HumanBytes(rate),
-                      seconds > 0 ? static_cast<double>(ok) / seconds : 0);
+  if (op == Operation::kGet || op == Operation::kPut) {
+    text += fmt::format("\n{} in {:.2f} s: {}/s, {:.0f} files/s",
+                        HumanBytes(static_cast<double>(bytes)), seconds,
+                        HumanBytes(rate),
+                        seconds > 0 ? static_cast<double>(ok) / seconds : 0);
+  } else {
+    text += fmt::format(
+        "\nin {:.2f} s: {:.0f} files/s", seconds,
+        seconds > 0 ? static_cast<double>(ok + absent) / seconds : 0);
+  }
   if (retries > 0) text += fmt::format(", {} retries", retries);
   if (stopped_by) text += "\nstopped early: " + stopped_by->message();
   if (report_error) text += "\n" + report_error->message();

@@ -11,29 +11,43 @@
 
 #include "ferry/digest.h"
 #include "ferry/error.h"
-#include "ferry/get.h"
+#include "ferry/run.h"
 
 namespace ferry {
 
+enum class Outcome {
+  kOk,       // done: arrived, uploaded, deleted, or found
+  kSkipped,  // left alone by the sync level
+  kAbsent,   // rm, stat: the collection has no such file
+  kFailed,
+};
+
 struct FileResult {
   const std::string* path = nullptr;
+  Outcome outcome = Outcome::kOk;
+  const std::string* reason = nullptr;  // why a file was skipped
   uint64_t bytes = 0;
   std::optional<Digest128> xxh128;  // of the bytes that arrived
   bool verified = false;            // equal to the manifest's digest
   long http_status = 0;
   int attempts = 0;
   double seconds = 0;
-  const Error* error = nullptr;  // null when the file arrived
+  const Error* error = nullptr;  // set when the file failed
+  // stat: what the collection said of the file.
+  std::optional<uint64_t> remote_size;
+  std::string content_type;
 };
 
 class Report {
  public:
-  // Opens the JSON lines file when `path` is not empty.
-  [[nodiscard]] Status Open(const std::string& path, ProgressMode progress,
-                            uint64_t files);
+  // Opens the JSON lines file when `path` is not empty. A stat run lists
+  // every file on `listing` as well.
+  [[nodiscard]] Status Open(Operation op, const std::string& path,
+                            ProgressMode progress, uint64_t files,
+                            std::FILE* listing);
 
   void FileDone(const FileResult& result);
-  void AddReceived(uint64_t bytes) { received_ += bytes; }
+  void AddMoved(uint64_t bytes) { moved_ += bytes; }
   void AddRetry() { ++summary_.retries; }
   void StopRun(const Error& error);
 
@@ -47,7 +61,8 @@ class Report {
   void PrintProgress(std::chrono::steady_clock::time_point now);
 
   RunSummary summary_;
-  uint64_t received_ = 0;  // every byte received, failed attempts too
+  uint64_t moved_ = 0;  // every byte sent or received, failed attempts too
+  std::FILE* listing_ = nullptr;
   std::string report_path_;
   std::ofstream out_;
   bool progress_ = false;

@@ -8,13 +8,13 @@
 #include <random>
 
 #include "transport/curl_errors.h"
+#include "transport/probe.h"
 
 namespace ferry {
 namespace {
 
 // A transfer that receives nothing for this long is stalled.
 constexpr long kStallSeconds = 60;
-constexpr long kConnectTimeoutSeconds = 30;
 // Bytes of an error body kept for the message.
 constexpr size_t kMaxErrorBody = 1024;
 constexpr int kMaxPollMs = 1000;
@@ -23,10 +23,31 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The statuses that mean a request did what it was asked.
+bool Succeeded(Step step, long status) {
+  switch (step) {
+    case Step::kGet:
+    case Step::kHashRemote:
+    case Step::kHead:
+      return status == 200;
+    case Step::kPut:
+      return status == 200 || status == 201 || status == 204;
+    case Step::kDelete:
+      return status == 200 || status == 202 || status == 204;
+  }
+  return false;
+}
+
+// Steps whose response body is the file.
+bool WantsBody(Step step) {
+  return step == Step::kGet || step == Step::kHashRemote;
+}
+
 }  // namespace
 
 struct TransferLoop::Stream {
   TransferLoop* loop = nullptr;
+  uint64_t index = 0;  // in streams_, the disk reader's cookie
   CURL* easy = nullptr;
   char error_buffer[CURL_ERROR_SIZE] = {};
 
@@ -34,8 +55,13 @@ struct TransferLoop::Stream {
   long status = 0;  // HTTP status, known once the body starts
   uint64_t bytes = 0;
   Hasher hasher;
-  std::optional<DiskWriter::FileId> file;
-  std::optional<Error> local_error;  // why Receive stopped the transfer
+  std::optional<Digest128> sent_digest;      // uploads: once all is read
+  std::optional<DiskWriter::FileId> file;    // downloads
+  std::optional<DiskReader::FileId> source;  // uploads
+  bool added = false;   // the handle is in the multi handle
+  bool paused = false;  // an upload waits for the disk reader
+  bool chunk_hashed = false;
+  std::optional<Error> local_error;  // why a callback stopped the transfer
   std::string error_body;
   std::string retry_after;
 };
@@ -44,16 +70,21 @@ struct TransferLoop::Attempt {
   Job job;
   uint64_t bytes = 0;
   long http_status = 0;
+  bool absent = false;  // 404 where that is an answer, not an error
+  std::optional<uint64_t> remote_size;
+  int64_t remote_mtime = -1;  // seconds since the epoch; -1 unknown
+  std::string content_type;
   std::optional<Digest128> digest;
   std::optional<Error> error;
 };
 
-TransferLoop::TransferLoop(const GetOptions& options, Planner* planner,
-                           DiskWriter* disk, Report* report,
+TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
+                           DiskWriter* disk, DiskReader* reader, Report* report,
                            spdlog::logger* log)
     : options_(options),
       planner_(planner),
       disk_(disk),
+      reader_(reader),
       report_(report),
       log_(log),
       policy_(options.retry, std::random_device{}()) {}
@@ -66,6 +97,7 @@ TransferLoop::~TransferLoop() {
   }
   if (multi_ != nullptr) curl_multi_cleanup(multi_);
   curl_slist_free_all(headers_);
+  curl_slist_free_all(put_headers_);
 }
 
 Status TransferLoop::Init() {
@@ -88,15 +120,21 @@ Status TransferLoop::Init() {
 
   // Without this header a collection answers a refused request with a
   // redirect to its login page instead of 401/403.
-  headers_ = curl_slist_append(headers_, "X-Requested-With: XMLHttpRequest");
-  if (!options_.token.empty()) {
-    headers_ = curl_slist_append(
-        headers_, ("Authorization: Bearer " + options_.token).c_str());
+  for (curl_slist** list : {&headers_, &put_headers_}) {
+    *list = curl_slist_append(*list, "X-Requested-With: XMLHttpRequest");
+    if (!options_.token.empty()) {
+      *list = curl_slist_append(
+          *list, ("Authorization: Bearer " + options_.token).c_str());
+    }
   }
+  // An upload's body goes at once; waiting for "100 Continue" would cost
+  // a round trip per file.
+  put_headers_ = curl_slist_append(put_headers_, "Expect:");
 
   for (long i = 0; i < streams; ++i) {
     auto s = std::make_unique<Stream>();
     s->loop = this;
+    s->index = static_cast<uint64_t>(i);
     s->easy = curl_easy_init();
     if (s->easy == nullptr) {
       return Error(ErrorCode::kInternal, RetryClass::kStopRun,
@@ -110,39 +148,60 @@ Status TransferLoop::Init() {
 }
 
 // Options that stay the same for every transfer of the run: set once per
-// handle, which is then reused for transfer after transfer.
+// handle, which is then reused for request after request.
 void TransferLoop::ConfigureHandle(Stream& s) {
   CURL* e = s.easy;
+  SetConnectionOptions(e, options_);
   curl_easy_setopt(e, CURLOPT_PRIVATE, &s);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s.error_buffer);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &TransferLoop::OnWrite);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &TransferLoop::OnHeader);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &s);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "ferry/0.1");
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(
-      e, CURLOPT_HTTP_VERSION,
-      options_.http1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, &TransferLoop::OnRead);
+  curl_easy_setopt(e, CURLOPT_READDATA, &s);
   // Wait for a connection that multiplexes rather than race to open more.
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
   // A stall is detected by speed, never by a whole-transfer timeout that
   // a large file would run into.
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
-  if (!options_.ca_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+  // Parse Last-Modified, for the mtime sync level.
+  curl_easy_setopt(e, CURLOPT_FILETIME, 1L);
+}
+
+void TransferLoop::SetRequest(Stream& s) {
+  CURL* e = s.easy;
+  curl_easy_setopt(e, CURLOPT_URL, s.job.url.c_str());
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
+  switch (s.job.step) {
+    case Step::kGet:
+    case Step::kHashRemote:
+      break;
+    case Step::kHead:
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+      break;
+    case Step::kDelete:
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+      break;
+    case Step::kPut:
+      curl_easy_setopt(e, CURLOPT_HTTPHEADER, put_headers_);
+      curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+      break;
   }
 }
 
 void TransferLoop::Wake() { curl_multi_wakeup(multi_); }
 
 void TransferLoop::Run() {
+  auto on_disk = [this](uint64_t cookie, const Status& status) {
+    OnDiskDone(cookie, status);
+  };
+  auto on_read = [this](uint64_t cookie) { OnReaderReady(cookie); };
   for (;;) {
     Clock::time_point now = Clock::now();
     if (options_.interrupt != nullptr && options_.interrupt->load() &&
@@ -152,7 +211,8 @@ void TransferLoop::Run() {
 
     // Start what can start: due retries first, then new jobs.
     Admit(now);
-    disk_->Submit();
+    if (disk_ != nullptr) disk_->Submit();
+    if (reader_ != nullptr) reader_->Submit();
 
     // Let curl move bytes and report the transfers that ended.
     int running = 0;
@@ -165,17 +225,28 @@ void TransferLoop::Run() {
       OnTransferDone(*s, msg->data.result);
     }
 
-    // Files the disk has finished with.
-    disk_->Poll([this](uint64_t cookie, const Status& status) {
-      OnDiskDone(cookie, status);
-    });
-    disk_->Submit();
+    // Files the disk has finished with, and uploads it has bytes for.
+    if (disk_ != nullptr) {
+      disk_->Poll(on_disk);
+      disk_->Submit();
+    }
+    if (reader_ != nullptr) {
+      reader_->Poll(on_read);
+      reader_->Submit();
+    }
     report_->Tick(Clock::now());
     if (Finished()) break;
 
-    // Wait for sockets, the ring, a due retry or a new job.
-    curl_waitfd ring_fd{disk_->event_fd(), CURL_WAIT_POLLIN, 0};
-    curl_multi_poll(multi_, &ring_fd, 1, PollTimeoutMs(Clock::now()), nullptr);
+    // Wait for sockets, the rings, a due retry or a new job.
+    curl_waitfd fds[2];
+    unsigned nfds = 0;
+    if (disk_ != nullptr) {
+      fds[nfds++] = {disk_->event_fd(), CURL_WAIT_POLLIN, 0};
+    }
+    if (reader_ != nullptr) {
+      fds[nfds++] = {reader_->event_fd(), CURL_WAIT_POLLIN, 0};
+    }
+    curl_multi_poll(multi_, fds, nfds, PollTimeoutMs(Clock::now()), nullptr);
   }
 }
 
@@ -183,7 +254,8 @@ bool TransferLoop::Finished() const {
   bool no_more_jobs =
       (plan_done_ && delayed_.empty() && unblocked_.empty()) || stopping_;
   return no_more_jobs && idle_streams_.size() == streams_.size() &&
-         disk_pending_ == 0 && disk_->idle();
+         disk_pending_ == 0 && (disk_ == nullptr || disk_->idle()) &&
+         (reader_ == nullptr || reader_->idle());
 }
 
 int TransferLoop::PollTimeoutMs(Clock::time_point now) {
@@ -195,6 +267,7 @@ int TransferLoop::PollTimeoutMs(Clock::time_point now) {
         delayed_.begin()->first - now);
     ms = std::clamp<long>(static_cast<long>(due.count()), 0, ms);
   }
+  if (!unblocked_.empty() && !idle_streams_.empty()) ms = 0;
   return static_cast<int>(ms);
 }
 
@@ -223,27 +296,27 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
       if (planner_->error()) StopRun(*planner_->error());
       continue;
     }
-    if (ClaimDest(*job)) return job;
+    if (ClaimKey(*job)) return job;
   }
   return std::nullopt;
 }
 
-// Two entries for one destination must not write it at the same time:
+// Two entries for one destination must not be worked on at the same time:
 // the later one waits until the earlier one has ended.
-bool TransferLoop::ClaimDest(Job& job) {
-  auto [it, claimed] = dests_.try_emplace(job.dest);
+bool TransferLoop::ClaimKey(Job& job) {
+  auto [it, claimed] = busy_keys_.try_emplace(job.key());
   if (claimed) return true;
-  log_->warn("{:?}: listed again on line {}; fetched after the earlier entry",
+  log_->warn("{:?}: listed again on line {}; handled after the earlier entry",
              job.path, job.line);
   it->second.push_back(std::move(job));
   return false;
 }
 
-void TransferLoop::ReleaseDest(const std::string& dest) {
-  auto it = dests_.find(dest);
-  if (it == dests_.end()) return;
+void TransferLoop::ReleaseKey(const std::string& key) {
+  auto it = busy_keys_.find(key);
+  if (it == busy_keys_.end()) return;
   if (it->second.empty()) {
-    dests_.erase(it);
+    busy_keys_.erase(it);
     return;
   }
   unblocked_.push_back(std::move(it->second.front()));
@@ -253,9 +326,31 @@ void TransferLoop::ReleaseDest(const std::string& dest) {
 void TransferLoop::Admit(Clock::time_point now) {
   // A full buffer pool means the disk is behind: let it catch up before
   // starting more files.
-  while (!stopping_ && !idle_streams_.empty() && !disk_->over_budget()) {
+  auto disk_busy = [this] {
+    return (disk_ != nullptr && disk_->over_budget()) ||
+           (reader_ != nullptr && reader_->over_budget());
+  };
+  while (!stopping_ && !idle_streams_.empty() && !disk_busy()) {
     std::optional<Job> job = NextJob(now);
     if (!job) return;
+    // Decided by the planner: nothing to send.
+    if (job->error || !job->skip_reason.empty()) {
+      if (job->attempts++ == 0) job->first_start = Clock::now();
+      FileResult result;
+      result.path = &job->path;
+      result.attempts = 0;
+      if (job->error) {
+        log_->error("{:?}: {}", job->path, job->error->message());
+        result.outcome = Outcome::kFailed;
+        result.error = &*job->error;
+      } else {
+        log_->info("{:?}: skipped ({})", job->path, job->skip_reason);
+        result.outcome = Outcome::kSkipped;
+        result.reason = &job->skip_reason;
+      }
+      Finish(*job, result);
+      continue;
+    }
     Stream* s = idle_streams_.back();
     idle_streams_.pop_back();
     Start(*s, std::move(*job));
@@ -264,23 +359,67 @@ void TransferLoop::Admit(Clock::time_point now) {
 
 void TransferLoop::Start(Stream& s, Job job) {
   s.job = std::move(job);
-  if (s.job.attempts++ == 0) s.job.first_start = Clock::now();
+  if (s.job.attempts++ == 0 && s.job.first_start == Clock::time_point()) {
+    s.job.first_start = Clock::now();
+  }
   s.status = 0;
   s.bytes = 0;
   s.hasher.Reset();
+  s.sent_digest.reset();
   s.file.reset();
+  s.source.reset();
+  s.paused = false;
+  s.chunk_hashed = false;
   s.local_error.reset();
   s.error_body.clear();
   s.retry_after.clear();
   s.error_buffer[0] = '\0';
-  curl_easy_setopt(s.easy, CURLOPT_URL, s.job.url.c_str());
+  SetRequest(s);
+  if (s.job.step == Step::kPut) {
+    // The request starts when the first bytes are read (OnReaderReady).
+    s.source = reader_->Begin(s.job.local, s.job.local_size, s.index);
+    s.added = false;
+    return;
+  }
   curl_multi_add_handle(multi_, s.easy);
+  s.added = true;
+}
+
+// The disk reader has news for an upload: its first bytes (the request
+// can start), more bytes (a paused request can go on), or an error.
+void TransferLoop::OnReaderReady(uint64_t cookie) {
+  Stream& s = *streams_[cookie];
+  if (!s.source) return;  // the upload ended meanwhile
+  DiskReader::FileId id = *s.source;
+  if (s.added) {
+    if (s.paused) {
+      s.paused = false;
+      curl_easy_pause(s.easy, CURLPAUSE_CONT);
+    }
+    return;
+  }
+  if (const auto& error = reader_->error(id)) {
+    s.local_error = *error;
+    OnTransferDone(s, CURLE_ABORTED_BY_CALLBACK);
+    return;
+  }
+  std::optional<uint64_t> size = reader_->size(id);
+  if (!size || (reader_->Peek(id).empty() && !reader_->at_end(id))) return;
+  curl_easy_setopt(s.easy, CURLOPT_INFILESIZE_LARGE,
+                   static_cast<curl_off_t>(*size));
+  curl_multi_add_handle(multi_, s.easy);
+  s.added = true;
 }
 
 size_t TransferLoop::OnWrite(char* data, size_t size, size_t count,
                              void* user) {
   auto* s = static_cast<Stream*>(user);
   return s->loop->Receive(*s, data, size * count);
+}
+
+size_t TransferLoop::OnRead(char* data, size_t size, size_t count, void* user) {
+  auto* s = static_cast<Stream*>(user);
+  return s->loop->Send(*s, data, size * count);
 }
 
 size_t TransferLoop::OnHeader(char* data, size_t size, size_t count,
@@ -303,11 +442,18 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   if (s.status == 0) {
     curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
   }
-  if (s.status != 200) {
-    // An error page: keep its start for the message, never write it.
+  if (!WantsBody(s.job.step) || s.status != 200) {
+    // An error page, or an answer to an upload or a delete: keep its
+    // start for the message, never write it.
     size_t keep = std::min(
         size, kMaxErrorBody - std::min(kMaxErrorBody, s.error_body.size()));
     s.error_body.append(data, keep);
+    return size;
+  }
+  report_->AddMoved(size);
+  if (s.job.step == Step::kHashRemote) {
+    s.hasher.Update(data, size);
+    s.bytes += size;
     return size;
   }
   if (s.job.size && s.bytes + size > *s.job.size) {
@@ -319,7 +465,7 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   }
   if (!s.file) {
     DiskWriter::FileId id;
-    if (Status st = disk_->Begin(s.job.dest, s.job.attempts, 0, &id);
+    if (Status st = disk_->Begin(s.job.local, s.job.attempts, 0, &id);
         !st.ok()) {
       s.local_error = st.error();
       return 0;
@@ -330,8 +476,47 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   s.hasher.Update(data, size);
   disk_->Append(*s.file, data, size);
   s.bytes += size;
-  report_->AddReceived(size);
   return size;
+}
+
+// Feeds an upload from the disk reader. Each chunk is hashed when it is
+// first offered, so that the digest of the whole file is known before its
+// last bytes leave: a file that no longer matches the manifest is stopped
+// short, and the collection never receives a complete body.
+size_t TransferLoop::Send(Stream& s, char* data, size_t size) {
+  DiskReader::FileId id = *s.source;
+  if (const auto& error = reader_->error(id)) {
+    s.local_error = *error;
+    return CURL_READFUNC_ABORT;
+  }
+  std::string_view ready = reader_->Peek(id);
+  if (ready.empty()) {
+    if (reader_->at_end(id)) return 0;
+    s.paused = true;
+    return CURL_READFUNC_PAUSE;
+  }
+  if (!s.chunk_hashed) {
+    s.hasher.Update(ready.data(), ready.size());
+    s.chunk_hashed = true;
+    if (reader_->PeekIsLast(id)) {
+      s.sent_digest = s.hasher.Final();
+      if (s.job.xxh128 && *s.job.xxh128 != *s.sent_digest) {
+        s.local_error = Error(
+            ErrorCode::kChecksum, RetryClass::kPermanent,
+            fmt::format("xxh128 {} differs from the manifest's {}: the file "
+                        "changed since the manifest was made; not sent",
+                        s.sent_digest->ToHex(), s.job.xxh128->ToHex()));
+        return CURL_READFUNC_ABORT;
+      }
+    }
+  }
+  size_t n = std::min(size, ready.size());
+  std::memcpy(data, ready.data(), n);
+  reader_->Consume(id, n);
+  if (n == ready.size()) s.chunk_hashed = false;
+  s.bytes += n;
+  report_->AddMoved(n);
+  return n;
 }
 
 std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
@@ -340,15 +525,23 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
     return std::nullopt;  // the disk writer reports its own error
   }
   if (code != CURLE_OK) return ErrorFromCurl(code, s.error_buffer);
-  if (s.status != 200) {
-    curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
-  }
-  if (s.status != 200) {
+  curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
+  if (!Succeeded(s.job.step, s.status)) {
     char* location = nullptr;
     curl_easy_getinfo(s.easy, CURLINFO_REDIRECT_URL, &location);
-    return ErrorFromHttpStatus(s.status, location ? location : "", s.error_body,
-                               s.retry_after);
+    Error error = ErrorFromHttpStatus(s.status, location ? location : "",
+                                      s.error_body, s.retry_after);
+    if (s.job.step == Step::kPut && (s.status == 403 || s.status == 404)) {
+      // The collection may not create missing folders on upload.
+      return Error(error.code(), error.retry_class(),
+                   error.message() +
+                       " (if the file's folder does not exist on the "
+                       "collection yet, it may refuse to create it)")
+          .set_http_status(s.status);
+    }
+    return error;
   }
+  if (!WantsBody(s.job.step)) return std::nullopt;
   curl_off_t announced = -1;
   curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
   if (announced >= 0 && static_cast<uint64_t>(announced) != s.bytes) {
@@ -356,7 +549,7 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
                  fmt::format("received {} bytes of the {} announced", s.bytes,
                              announced));
   }
-  if (s.job.size && *s.job.size != s.bytes) {
+  if (s.job.step == Step::kGet && s.job.size && *s.job.size != s.bytes) {
     return Error(ErrorCode::kSizeMismatch, RetryClass::kPermanent,
                  fmt::format("received {} bytes, the manifest gives {}",
                              s.bytes, *s.job.size));
@@ -365,23 +558,65 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
 }
 
 void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
-  curl_multi_remove_handle(multi_, s.easy);
+  if (s.added) curl_multi_remove_handle(multi_, s.easy);
+  s.added = false;
+  if (s.source) {
+    reader_->End(*s.source);
+    s.source.reset();
+  }
+  const Step step = s.job.step;
   Attempt a;
-  a.error = CheckResponse(s, code);
+  if (code == CURLE_OK && !s.local_error) {
+    curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
+  }
+  // For these a missing file is an answer, not a failure.
+  if (code == CURLE_OK && !s.local_error && s.status == 404 &&
+      (step == Step::kHead || step == Step::kDelete)) {
+    a.absent = true;
+  } else {
+    a.error = CheckResponse(s, code);
+  }
   a.http_status = s.status;
   a.bytes = s.bytes;
-  if (!a.error && !(s.file && disk_->failed(*s.file))) {
-    a.digest = s.hasher.Final();
-    if (s.job.xxh128 && *s.job.xxh128 != *a.digest) {
-      a.error = Error(ErrorCode::kChecksum, RetryClass::kPermanent,
-                      fmt::format("xxh128 {} differs from the manifest's {}",
-                                  a.digest->ToHex(), s.job.xxh128->ToHex()));
+  if (!a.error && !a.absent) {
+    switch (step) {
+      case Step::kHead: {
+        curl_off_t length = -1;
+        curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+        if (length >= 0) a.remote_size = static_cast<uint64_t>(length);
+        char* type = nullptr;
+        curl_easy_getinfo(s.easy, CURLINFO_CONTENT_TYPE, &type);
+        if (type != nullptr) a.content_type = type;
+        curl_off_t mtime = -1;
+        curl_easy_getinfo(s.easy, CURLINFO_FILETIME_T, &mtime);
+        a.remote_mtime = static_cast<int64_t>(mtime);
+        break;
+      }
+      case Step::kHashRemote:
+        a.digest = s.hasher.Final();
+        break;
+      case Step::kPut:
+        a.digest = s.sent_digest ? *s.sent_digest : s.hasher.Final();
+        break;
+      case Step::kGet:
+        if (s.file && disk_->failed(*s.file)) break;
+        a.digest = s.hasher.Final();
+        if (s.job.xxh128 && *s.job.xxh128 != *a.digest) {
+          a.error =
+              Error(ErrorCode::kChecksum, RetryClass::kPermanent,
+                    fmt::format("xxh128 {} differs from the manifest's {}",
+                                a.digest->ToHex(), s.job.xxh128->ToHex()));
+        }
+        break;
+      case Step::kDelete:
+        break;
     }
   }
   // An empty file has no bytes that would have created it.
-  if (!a.error && !s.file && code == CURLE_OK) {
+  if (step == Step::kGet && !a.error && !s.file && code == CURLE_OK) {
     DiskWriter::FileId id;
-    if (Status st = disk_->Begin(s.job.dest, s.job.attempts, 0, &id); st.ok()) {
+    if (Status st = disk_->Begin(s.job.local, s.job.attempts, 0, &id);
+        st.ok()) {
       s.file = id;
     } else {
       a.error = st.error();
@@ -389,6 +624,7 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
   }
   a.job = std::move(s.job);
   std::optional<DiskWriter::FileId> file = s.file;
+  s.file.reset();
   bool commit = !a.error && !(file && disk_->failed(*file));
   idle_streams_.push_back(&s);
 
@@ -422,23 +658,11 @@ void TransferLoop::OnDiskDone(uint64_t cookie, const Status& status) {
 }
 
 void TransferLoop::EndAttempt(Attempt a) {
-  Job& job = a.job;
-  FileResult result;
-  result.path = &job.path;
-  result.bytes = a.bytes;
-  result.http_status = a.http_status;
-  result.attempts = job.attempts;
-  result.seconds = SecondsSince(job.first_start);
   if (!a.error) {
-    result.xxh128 = a.digest;
-    result.verified = job.xxh128.has_value();
-    log_->info("{:?}: ok, {} bytes, {} attempt(s), {:.3f} s", job.path, a.bytes,
-               job.attempts, result.seconds);
-    report_->FileDone(result);
-    ReleaseDest(job.dest);
+    Decide(a);
     return;
   }
-
+  Job& job = a.job;
   const Error& error = *a.error;
   // Once the run stops, the files still in flight fail for the same
   // reason; it was said once already.
@@ -457,13 +681,159 @@ void TransferLoop::EndAttempt(Attempt a) {
   }
   log_->log(said ? spdlog::level::debug : spdlog::level::err, "{:?}: {}",
             job.path, error.message());
+  FileResult result;
+  result.path = &job.path;
+  result.outcome = Outcome::kFailed;
+  result.bytes = a.bytes;
+  result.http_status = a.http_status;
+  result.attempts = job.attempts;
+  result.seconds = SecondsSince(job.first_start);
   result.error = &error;
-  report_->FileDone(result);
-  ReleaseDest(job.dest);
+  Finish(job, result);
 }
 
-// Abandons every transfer in flight; their files are removed by the disk
-// writer, and the attempts end as failed through the usual path.
+// A request succeeded: the file is done, or the answer says what to do
+// next (the sync levels that need the collection's side).
+void TransferLoop::Decide(Attempt& a) {
+  Job& job = a.job;
+  FileResult result;
+  result.path = &job.path;
+  result.bytes = a.bytes;
+  result.http_status = a.http_status;
+  result.attempts = job.attempts;
+  result.seconds = SecondsSince(job.first_start);
+
+  auto then = [this, &job](Step step) {
+    job.step = step;
+    job.attempts = 0;
+    unblocked_.push_front(std::move(job));
+  };
+  std::string reason;
+  auto skip = [&](const char* why) {
+    reason = why;
+    result.outcome = Outcome::kSkipped;
+    result.reason = &reason;
+    log_->info("{:?}: skipped ({})", job.path, why);
+    Finish(job, result);
+  };
+  auto unknown_mtime = [this] {
+    if (said_no_mtime_) return;
+    said_no_mtime_ = true;
+    log_->warn(
+        "the collection sends no modification times (Last-Modified), so "
+        "--sync mtime cannot tell which side is newer: files are copied; "
+        "--sync size or checksum can decide without them");
+  };
+
+  switch (job.step) {
+    case Step::kGet:
+    case Step::kPut:
+      result.xxh128 = a.digest;
+      result.verified = job.xxh128.has_value();
+      log_->info("{:?}: ok, {} bytes, {} attempt(s), {:.3f} s", job.path,
+                 a.bytes, job.attempts, result.seconds);
+      Finish(job, result);
+      return;
+    case Step::kDelete: {
+      if (!a.absent) {
+        log_->info("{:?}: deleted", job.path);
+        Finish(job, result);
+        return;
+      }
+      Error gone(ErrorCode::kHttp, RetryClass::kPermanent,
+                 "already absent (HTTP 404)");
+      result.outcome = options_.strict ? Outcome::kFailed : Outcome::kAbsent;
+      if (options_.strict) {
+        log_->error("{:?}: {}", job.path, gone.message());
+        result.error = &gone;
+      } else {
+        log_->info("{:?}: already absent", job.path);
+      }
+      Finish(job, result);
+      return;
+    }
+    case Step::kHashRemote:
+      if (a.digest && job.xxh128 && *a.digest == *job.xxh128) {
+        skip("same checksum");
+      } else {
+        then(Step::kPut);
+      }
+      return;
+    case Step::kHead:
+      break;
+  }
+
+  // A HEAD: list it, or compare the two sides.
+  const bool upload = options_.op == Operation::kPut;
+  if (options_.op == Operation::kStat) {
+    result.outcome = a.absent ? Outcome::kAbsent : Outcome::kOk;
+    result.remote_size = a.remote_size;
+    result.content_type = a.content_type;
+    Finish(job, result);
+    return;
+  }
+  if (a.absent) {
+    if (upload) {
+      then(Step::kPut);
+    } else {
+      Error missing = ErrorFromHttpStatus(404, "", "", "");
+      log_->error("{:?}: {}", job.path, missing.message());
+      result.outcome = Outcome::kFailed;
+      result.error = &missing;
+      Finish(job, result);
+    }
+    return;
+  }
+  const Step transfer = upload ? Step::kPut : Step::kGet;
+  const bool same_size = a.remote_size && *a.remote_size == job.local_size;
+  switch (options_.sync) {
+    case SyncLevel::kNone:
+      then(transfer);
+      return;
+    case SyncLevel::kExists:
+      skip("exists");
+      return;
+    case SyncLevel::kSize:
+      if (same_size) {
+        skip("same size");
+      } else {
+        then(transfer);
+      }
+      return;
+    case SyncLevel::kMtime: {
+      if (a.remote_mtime < 0) {
+        unknown_mtime();
+        then(transfer);
+        return;
+      }
+      // Whole seconds: HTTP dates carry no more.
+      bool dest_not_older = upload ? a.remote_mtime >= job.local_mtime
+                                   : job.local_mtime >= a.remote_mtime;
+      if (dest_not_older) {
+        skip("not older");
+      } else {
+        then(transfer);
+      }
+      return;
+    }
+    case SyncLevel::kChecksum:
+      if (same_size) {
+        then(Step::kHashRemote);
+      } else {
+        then(transfer);
+      }
+      return;
+  }
+}
+
+void TransferLoop::Finish(const Job& job, const FileResult& result) {
+  report_->FileDone(result);
+  ReleaseKey(job.key());
+}
+
+// Abandons every transfer in flight; a download's file is removed by the
+// disk writer, an upload never completes, and the attempts end as failed
+// through the usual path.
 void TransferLoop::Interrupt() {
   Error interrupted(ErrorCode::kInterrupted, RetryClass::kStopRun,
                     "interrupted");
@@ -488,6 +858,7 @@ void TransferLoop::StopRun(const Error& error) {
   for (auto& [when, job] : delayed_) {
     FileResult result;
     result.path = &job.path;
+    result.outcome = Outcome::kFailed;
     result.attempts = job.attempts;
     result.seconds = SecondsSince(job.first_start);
     result.error = &error;

@@ -1,9 +1,11 @@
 // The transfer loop: one thread that owns the libcurl multi handle, every
-// easy handle and the disk writer's ring. It pulls jobs from the planner
-// when it has a free stream, starts HTTP/2 transfers multiplexed over a
-// few connections, hands received bytes to the disk, and hands every
-// failed attempt to the retry policy. The ring's eventfd sits in the same
-// poll as curl's sockets, so one wait covers network and disk.
+// easy handle and the rings of the disk writer and reader. It pulls jobs
+// from the planner when it has a free stream, starts HTTP/2 requests
+// multiplexed over a few connections, hands received bytes to the disk
+// writer and feeds uploads from the disk reader, takes the sync decisions
+// that need the collection's answer, and hands every failed attempt to
+// the retry policy. The rings' eventfds sit in the same poll as curl's
+// sockets, so one wait covers network and disk.
 #pragma once
 
 #include <curl/curl.h>
@@ -17,10 +19,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "disk/disk_reader.h"
 #include "disk/disk_writer.h"
 #include "ferry/digest.h"
-#include "ferry/get.h"
 #include "ferry/retry_policy.h"
+#include "ferry/run.h"
 #include "plan/job.h"
 #include "plan/planner.h"
 #include "report/report.h"
@@ -29,8 +32,10 @@ namespace ferry {
 
 class TransferLoop {
  public:
-  TransferLoop(const GetOptions& options, Planner* planner, DiskWriter* disk,
-               Report* report, spdlog::logger* log);
+  // `disk` is needed by downloads, `reader` by uploads; either may be
+  // null when the run does not need it.
+  TransferLoop(const RunOptions& options, Planner* planner, DiskWriter* disk,
+               DiskReader* reader, Report* report, spdlog::logger* log);
   ~TransferLoop();
   TransferLoop(const TransferLoop&) = delete;
   TransferLoop& operator=(const TransferLoop&) = delete;
@@ -50,13 +55,17 @@ class TransferLoop {
   void ConfigureHandle(Stream& s);
   void Admit(Clock::time_point now);
   std::optional<Job> NextJob(Clock::time_point now);
-  bool ClaimDest(Job& job);
-  void ReleaseDest(const std::string& dest);
+  bool ClaimKey(Job& job);
+  void ReleaseKey(const std::string& key);
   void Start(Stream& s, Job job);
+  void SetRequest(Stream& s);
+  void OnReaderReady(uint64_t cookie);
   void OnTransferDone(Stream& s, CURLcode code);
   std::optional<Error> CheckResponse(Stream& s, CURLcode code);
   void OnDiskDone(uint64_t cookie, const Status& status);
   void EndAttempt(Attempt attempt);
+  void Decide(Attempt& attempt);
+  void Finish(const Job& job, const FileResult& result);
   void StopRun(const Error& error);
   void Interrupt();
   bool Finished() const;
@@ -64,17 +73,21 @@ class TransferLoop {
 
   static size_t OnWrite(char* data, size_t size, size_t count, void* user);
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
+  static size_t OnRead(char* data, size_t size, size_t count, void* user);
   size_t Receive(Stream& s, const char* data, size_t size);
+  size_t Send(Stream& s, char* data, size_t size);
 
-  const GetOptions& options_;
+  const RunOptions& options_;
   Planner* planner_;
   DiskWriter* disk_;
+  DiskReader* reader_;
   Report* report_;
   spdlog::logger* log_;
   RetryPolicy policy_;
 
   CURLM* multi_ = nullptr;
   curl_slist* headers_ = nullptr;
+  curl_slist* put_headers_ = nullptr;
   std::vector<std::unique_ptr<Stream>> streams_;
   std::vector<Stream*> idle_streams_;
 
@@ -85,12 +98,13 @@ class TransferLoop {
 
   std::multimap<Clock::time_point, Job> delayed_;  // retries not yet due
 
-  // Destinations of the jobs started or waiting for a retry, each with the
-  // later entries for the same destination that wait for it to end.
-  std::unordered_map<std::string, std::vector<Job>> dests_;
+  // Keys of the jobs started or waiting for a retry, each with the later
+  // entries for the same key that wait for it to end.
+  std::unordered_map<std::string, std::vector<Job>> busy_keys_;
   std::deque<Job> unblocked_;  // waited, and may start now
   bool plan_done_ = false;
   bool stopping_ = false;
+  bool said_no_mtime_ = false;  // warned that the collection sends no time
 };
 
 }  // namespace ferry

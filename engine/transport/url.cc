@@ -36,4 +36,15 @@ std::string FileUrl(std::string_view base_url, std::string_view path) {
   return url;
 }
 
+std::string RootUrl(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  size_t slash = url.find('/', start);
+  return std::string(url.substr(0, slash));
+}
+
+std::string DownloadLink(std::string_view base_url, std::string_view path) {
+  return FileUrl(base_url, path) + "?download";
+}
+
 }  // namespace ferry

@@ -1,0 +1,167 @@
+// The commands that talk to a collection: get, put, rm and stat run the
+// engine over a manifest; link only prints a URL.
+#include <cstdio>
+#include <map>
+
+#include "commands.h"
+#include "ferry/run.h"
+#include "ferry/url.h"
+
+namespace ferry::cli {
+namespace {
+
+struct RunCommand {
+  RunOptions options;
+  CommonFlags flags;
+  std::string sync;    // as given; checked by CLI11
+  std::string format;  // as given; checked by CLI11
+
+  int Run() {
+    auto log = MakeLogger(flags);
+    options.logger = log;
+    if (!LoadToken(flags, *log, &options.token)) return kExitUsage;
+    if (!sync.empty()) options.sync = *ParseSyncLevel(sync);
+    if (format == "ferry") options.format = ManifestFormat::kFerry;
+    if (format == "globus-batch") options.format = ManifestFormat::kGlobusBatch;
+    options.progress = flags.no_progress || flags.quiet ? ProgressMode::kNever
+                       : flags.progress                 ? ProgressMode::kAlways
+                                                        : ProgressMode::kAuto;
+    options.interrupt = CatchInterrupts();
+    RunSummary summary;
+    Status status = ferry::Run(options, &summary);
+    if (!status.ok()) {
+      log->error("{}", status.error().message());
+      return ExitCodeFor(status.error());
+    }
+    if (!flags.quiet) std::fprintf(stderr, "%s\n", summary.ToText().c_str());
+    if (int code = InterruptExitCode(); code != 0) return code;
+    return summary.all_ok() ? kExitOk : kExitFailed;
+  }
+};
+
+// The options of every command that runs over a manifest.
+std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
+  auto cmd = std::make_shared<RunCommand>();
+  RunOptions& o = cmd->options;
+  o.op = op;
+  app->add_option("manifest", o.manifest,
+                  "Manifest: one relative path per line, or "
+                  "path<TAB>size<TAB>xxh128, or a Globus batch file")
+      ->required();
+  app->add_option("--format", cmd->format,
+                  "Manifest format; detected (and announced) when not given")
+      ->check(CLI::IsMember({"ferry", "globus-batch"}));
+  app->add_option("--token-file", cmd->flags.token_file,
+                  "File holding the bearer token (else $FERRY_TOKEN)");
+  app->add_option("--ca-file", o.ca_file,
+                  "CA certificates for the collection's TLS certificate");
+  app->add_option("--report", o.report,
+                  "Write one JSON line per file to this file");
+  app->add_option("--streams", o.streams, "Requests in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--connections", o.connections,
+                  "Connections to the collection, at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app->add_flag("--http1.1", o.http1,
+                "Use HTTP/1.1: one request per connection at a time");
+  app->add_option("--attempts", o.retry.max_attempts,
+                  "Attempts per file before it counts as failed")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app->add_flag("--progress", cmd->flags.progress,
+                "Show a progress line even when stderr is not a terminal");
+  app->add_flag("--no-progress", cmd->flags.no_progress,
+                "Never show a progress line");
+  AddLogFlags(app, &cmd->flags);
+  return cmd;
+}
+
+void AddSyncOption(CLI::App* app, RunCommand& cmd) {
+  app->add_option("--sync", cmd.sync,
+                  "Leave alone a file whose destination exists (exists), has "
+                  "the same size (size), is not older (mtime) or has the "
+                  "manifest's xxh128 (checksum)")
+      ->check(CLI::IsMember({"exists", "size", "mtime", "checksum"}));
+}
+
+}  // namespace
+
+Command AddGetCommand(CLI::App& app) {
+  CLI::App* get = app.add_subcommand(
+      "get", "Download every file named in MANIFEST from a collection");
+  auto cmd = AddRunOptions(get, Operation::kGet);
+  get->add_option("--from", cmd->options.base_url,
+                  "The collection's HTTPS base URL")
+      ->required();
+  get->add_option("--to", cmd->options.local_dir, "Local destination folder")
+      ->required();
+  AddSyncOption(get, *cmd);
+  return {get, [cmd] { return cmd->Run(); }};
+}
+
+Command AddPutCommand(CLI::App& app) {
+  CLI::App* put = app.add_subcommand(
+      "put", "Upload every file named in MANIFEST to a collection");
+  auto cmd = AddRunOptions(put, Operation::kPut);
+  put->add_option("--from", cmd->options.local_dir, "Local source folder")
+      ->required();
+  put->add_option("--to", cmd->options.base_url,
+                  "The collection's HTTPS base URL")
+      ->required();
+  AddSyncOption(put, *cmd);
+  return {put, [cmd] { return cmd->Run(); }};
+}
+
+Command AddRmCommand(CLI::App& app) {
+  CLI::App* rm = app.add_subcommand(
+      "rm", "Delete every file named in MANIFEST from a collection");
+  auto cmd = AddRunOptions(rm, Operation::kRemove);
+  rm->add_option("--at", cmd->options.base_url,
+                 "The collection's HTTPS base URL")
+      ->required();
+  rm->add_flag("--strict", cmd->options.strict,
+               "A file that is already absent counts as failed");
+  return {rm, [cmd] { return cmd->Run(); }};
+}
+
+Command AddStatCommand(CLI::App& app) {
+  CLI::App* stat = app.add_subcommand(
+      "stat",
+      "List size and type of every file named in MANIFEST on a collection: "
+      "path<TAB>size<TAB>type on stdout, 'absent' as the type of a missing "
+      "file");
+  auto cmd = AddRunOptions(stat, Operation::kStat);
+  stat->add_option("--at", cmd->options.base_url,
+                   "The collection's HTTPS base URL")
+      ->required();
+  return {stat, [cmd] { return cmd->Run(); }};
+}
+
+Command AddLinkCommand(CLI::App& app) {
+  struct Link {
+    std::string path;
+    std::string base_url;
+  };
+  auto link = std::make_shared<Link>();
+  CLI::App* cmd = app.add_subcommand(
+      "link", "Print the URL a browser downloads PATH from (with ?download)");
+  cmd->add_option("path", link->path, "Path of the file on the collection")
+      ->required();
+  cmd->add_option("--at", link->base_url, "The collection's HTTPS base URL")
+      ->required();
+  return {cmd, [link] {
+            std::string path = link->path;
+            while (!path.empty() && path.front() == '/') path.erase(0, 1);
+            if (auto bad = ValidateRelativePath(path)) {
+              std::fprintf(stderr, "ferry: error: path %s: %s\n",
+                           link->path.c_str(), bad->c_str());
+              return kExitUsage;
+            }
+            std::printf("%s\n", DownloadLink(link->base_url, path).c_str());
+            return kExitOk;
+          }};
+}
+
+}  // namespace ferry::cli
