@@ -272,6 +272,21 @@ for prefix in '' /_dated /_noranges; do
 done
 rm -rf -- "${data:?}/hooks"
 
+# /_getonly/: reading works, writing is refused, and OPTIONS says so.
+headers=$(c -X OPTIONS -i "$base/_getonly/hello.txt" | tr -d '\r')
+expect_match "/_getonly/: OPTIONS lists no PUT or DELETE" \
+  $'^HTTP/2 204.*\nallow: OPTIONS, HEAD, GET(\n|$)' "$headers"
+out=$(c "${auth_ro[@]}" "$base/_getonly/hello.txt")
+expect "/_getonly/: GET with ro" "hello collection" "$out"
+out=$(c "${auth_rw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+  "$base/_getonly/getonly.bin")
+expect "/_getonly/: PUT with rw: 405" 405 "$out"
+check "/_getonly/: PUT wrote nothing" test ! -e "$data/getonly.bin"
+out=$(c "${auth_rw[@]}" -X DELETE -o /dev/null -w '%{http_code}' \
+  "$base/_getonly/hello.txt")
+expect "/_getonly/: DELETE with rw: 405" 405 "$out"
+check "/_getonly/: DELETE removed nothing" test -e "$data/hello.txt"
+
 # Last-Modified only under /_dated/, on GET and HEAD alike.
 headers=$(c "${auth_ro[@]}" -I "$base/hello.txt" | tr -d '\r')
 if [[ ${headers,,} == *last-modified:* ]]; then
