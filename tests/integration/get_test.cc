@@ -48,7 +48,7 @@ TEST_F(Get, EmptyAndOneByteFilesArrive) {
     EXPECT_EQ(line["http_status"], 200);
     EXPECT_EQ(line["attempts"], 1);
   }
-  EXPECT_NE(r.err.find("2 ok (2 verified"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 arrived (2 verified"), std::string::npos) << r.err;
 }
 
 TEST_F(Get, LargeFileArrivesVerified) {

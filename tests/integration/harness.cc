@@ -220,7 +220,8 @@ std::vector<Request> CollectionTest::Requests() const {
     std::istringstream request(line.substr(quote + 1));
     Request r;
     request >> r.method >> r.target >> r.protocol;
-    if (r.target.rfind(folder, 0) != 0) continue;
+    // Test hooks put a prefix before the folder (/_dated/NAME/...).
+    if (r.target.find(folder) == std::string::npos) continue;
     if (!r.protocol.empty() && r.protocol.back() == '"') r.protocol.pop_back();
     size_t serial = conn + 6;
     r.connection = line.substr(serial, line.find('/', serial) - serial);
@@ -232,7 +233,10 @@ std::vector<Request> CollectionTest::Requests() const {
 void CollectionTest::ExpectRequestsOver(const std::string& protocol,
                                         size_t count,
                                         size_t max_connections) const {
-  std::vector<Request> requests = Requests();
+  std::vector<Request> requests;
+  for (Request& q : Requests()) {
+    if (q.method != "OPTIONS") requests.push_back(std::move(q));
+  }
   ASSERT_EQ(requests.size(), count);
   std::set<std::string> connections;
   for (const Request& q : requests) {

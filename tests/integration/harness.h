@@ -74,10 +74,13 @@ class CollectionTest : public ::testing::Test {
   // Asserts that every file served below this test's folder arrived
   // byte for byte, and that nothing else is in the destination.
   void ExpectSameTree() const;
-  // The requests the collection logged for this test's folder.
+  // The requests the collection logged for this test's folder, with or
+  // without a test hook's prefix before it.
   std::vector<Request> Requests() const;
   // Asserts that the collection logged `count` requests for this test's
   // folder, all over `protocol`, carried by at most `max_connections`.
+  // The OPTIONS probe that starts a run (on a connection of its own) is
+  // not counted.
   void ExpectRequestsOver(const std::string& protocol, size_t count,
                           size_t max_connections) const;
 
