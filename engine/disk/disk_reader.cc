@@ -73,12 +73,7 @@ Status DiskReader::Create(const ReaderOptions& options,
 DiskReader::DiskReader(const ReaderOptions& options, std::unique_ptr<Ring> ring)
     : options_(options),
       ring_(std::move(ring)),
-      pool_(options.buffer_size, options.buffer_budget) {
-  for (int slot = static_cast<int>(ring_->file_slots()) - 1; slot >= 0;
-       --slot) {
-    free_slots_.push_back(slot);
-  }
-}
+      pool_(options.buffer_size, options.buffer_budget) {}
 
 DiskReader::~DiskReader() {
   // The ring is torn down first, which cancels what is in flight; only
@@ -108,11 +103,10 @@ DiskReader::FileId DiskReader::Begin(const std::string& path,
   f.cookie = cookie;
   f.small = expected_size < pool_.buffer_size();
   ++open_files_;
-  if (free_slots_.empty()) {
+  f.slot = ring_->TakeSlot();
+  if (f.slot < 0) {
     slot_waiters_.push_back(id);
   } else {
-    f.slot = free_slots_.back();
-    free_slots_.pop_back();
     StartFile(id);
   }
   return id;
@@ -131,15 +125,7 @@ void DiskReader::StartFile(FileId id) {
 // asks for a whole buffer, so that a file that grew shows as more bytes.
 void DiskReader::StartSmall(FileId id, File& f) {
   ring_->Reserve(5);
-  io_uring_sqe* sqe = Prepare(NewOp(id, OpKind::kStatBefore));
-  io_uring_prep_statx(sqe, AT_FDCWD, f.path.c_str(), 0, kStatMask, &f.before);
-  sqe->flags |= IOSQE_IO_LINK;
-
-  sqe = Prepare(NewOp(id, OpKind::kOpen));
-  io_uring_prep_openat_direct(sqe, AT_FDCWD, f.path.c_str(), O_RDONLY, 0,
-                              static_cast<unsigned>(f.slot));
-  sqe->flags |= IOSQE_IO_LINK;
-
+  PrepareStatAndOpen(id, f);
   Chunk& chunk = f.chunks.emplace_back();
   chunk.buffer = pool_.Acquire();
   chunk.length = pool_.buffer_size();
@@ -147,7 +133,7 @@ void DiskReader::StartSmall(FileId id, File& f) {
 
   // Hard links: the close and the second statx run even when the read
   // failed, so that the slot is always freed.
-  sqe = Prepare(NewOp(id, OpKind::kClose));
+  io_uring_sqe* sqe = Prepare(NewOp(id, OpKind::kClose));
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(f.slot));
   sqe->flags |= IOSQE_IO_HARDLINK;
   f.close_sent = true;
@@ -160,20 +146,25 @@ void DiskReader::StartSmall(FileId id, File& f) {
 // statx -> open -> first read; further reads once the size is known.
 void DiskReader::StartLarge(FileId id, File& f) {
   ring_->Reserve(3);
-  io_uring_sqe* sqe = Prepare(NewOp(id, OpKind::kStatBefore));
-  io_uring_prep_statx(sqe, AT_FDCWD, f.path.c_str(), 0, kStatMask, &f.before);
-  sqe->flags |= IOSQE_IO_LINK;
-
-  sqe = Prepare(NewOp(id, OpKind::kOpen));
-  io_uring_prep_openat_direct(sqe, AT_FDCWD, f.path.c_str(), O_RDONLY, 0,
-                              static_cast<unsigned>(f.slot));
-  sqe->flags |= IOSQE_IO_LINK;
-
+  PrepareStatAndOpen(id, f);
   Chunk& chunk = f.chunks.emplace_back();
   chunk.buffer = pool_.Acquire();
   chunk.length = pool_.buffer_size();
   PrepareRead(id, f, chunk, 0);
   f.next_offset = chunk.length;
+}
+
+// The head of every file's chain: statx, then open into the file's slot,
+// each linked to what follows. A direct descriptor is never inherited, so
+// O_CLOEXEC is refused (and not needed) here.
+void DiskReader::PrepareStatAndOpen(FileId id, File& f) {
+  io_uring_sqe* sqe = Prepare(NewOp(id, OpKind::kStatBefore));
+  io_uring_prep_statx(sqe, AT_FDCWD, f.path.c_str(), 0, kStatMask, &f.before);
+  sqe->flags |= IOSQE_IO_LINK;
+  sqe = Prepare(NewOp(id, OpKind::kOpen));
+  io_uring_prep_openat_direct(sqe, AT_FDCWD, f.path.c_str(), O_RDONLY, 0,
+                              static_cast<unsigned>(f.slot));
+  sqe->flags |= IOSQE_IO_LINK;
 }
 
 void DiskReader::PrepareRead(FileId id, File& f, Chunk& chunk, unsigned flags) {
@@ -432,7 +423,7 @@ void DiskReader::MaybeRelease(FileId id, File& f) {
   --open_files_;
   if (slot >= 0) {
     if (slot_waiters_.empty()) {
-      free_slots_.push_back(slot);
+      ring_->ReturnSlot(slot);
     } else {
       FileId next = slot_waiters_.front();
       slot_waiters_.pop_front();

@@ -97,6 +97,7 @@ class DiskReader {
   void StartFile(FileId id);
   void StartSmall(FileId id, File& f);
   void StartLarge(FileId id, File& f);
+  void PrepareStatAndOpen(FileId id, File& f);
   void IssueReads(FileId id, File& f);
   void PrepareRead(FileId id, File& f, Chunk& chunk, unsigned flags);
   void MaybeFinishReading(FileId id, File& f);
@@ -116,7 +117,6 @@ class DiskReader {
   std::vector<FileId> free_files_;
   std::vector<std::unique_ptr<Op>> all_ops_;
   std::vector<Op*> free_ops_;
-  std::vector<int> free_slots_;
   std::deque<FileId> slot_waiters_;
   std::vector<uint64_t> ready_;  // cookies to announce in Poll
   size_t open_files_ = 0;        // begun and not yet released

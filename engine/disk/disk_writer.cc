@@ -75,12 +75,7 @@ struct DiskWriter::File {
 DiskWriter::DiskWriter(const DiskOptions& options, std::unique_ptr<Ring> ring)
     : options_(options),
       ring_(std::move(ring)),
-      pool_(options.buffer_size, options.buffer_budget) {
-  for (int slot = static_cast<int>(ring_->file_slots()) - 1; slot >= 0;
-       --slot) {
-    free_slots_.push_back(slot);
-  }
-}
+      pool_(options.buffer_size, options.buffer_budget) {}
 
 DiskWriter::~DiskWriter() {
   for (File& f : files_) {
@@ -318,13 +313,12 @@ DiskWriter::Op* DiskWriter::NewOp(FileId id, OpKind kind) {
 
 io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
   if (f.slot < 0) {
-    if (free_slots_.empty()) {
+    f.slot = ring_->TakeSlot();
+    if (f.slot < 0) {
       if (!f.waiting_for_slot) slot_waiters_.push_back(id);
       f.waiting_for_slot = true;
       return nullptr;
     }
-    f.slot = free_slots_.back();
-    free_slots_.pop_back();
   }
   io_uring_sqe* sqe = ring_->Sqe();
   // A direct descriptor is never inherited, so O_CLOEXEC is refused here.
@@ -454,7 +448,7 @@ void DiskWriter::OnCompletion(Op* op, int res) {
   if (!keep_op) free_ops_.push_back(op);
 
   if (slot_freed && f.slot >= 0) {
-    free_slots_.push_back(f.slot);
+    ring_->ReturnSlot(f.slot);
     f.slot = -1;
   }
   Advance(id);

@@ -108,7 +108,6 @@ class DiskWriter {
   std::vector<FileId> free_files_;  // ids ready for reuse
   std::vector<Op*> free_ops_;       // operation records ready for reuse
   std::vector<std::unique_ptr<Op>> all_ops_;
-  std::vector<int> free_slots_;       // fixed file slots not in use
   std::vector<FileId> slot_waiters_;  // files waiting for a free slot
   std::vector<std::pair<uint64_t, Status>> finished_;
   size_t active_files_ = 0;

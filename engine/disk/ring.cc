@@ -39,6 +39,9 @@ Status Ring::Create(unsigned entries, unsigned file_slots,
                              file_slots, std::strerror(-rc)));
   }
   ring->file_slots_ = file_slots;
+  for (int slot = static_cast<int>(file_slots) - 1; slot >= 0; --slot) {
+    ring->free_slots_.push_back(slot);
+  }
   unsigned workers[2] = {kMaxBoundedWorkers, kMaxUnboundedWorkers};
   (void)io_uring_register_iowq_max_workers(&ring->ring_, workers);
 
@@ -54,6 +57,13 @@ Status Ring::Create(unsigned entries, unsigned file_slots,
 Ring::~Ring() {
   if (ready_) io_uring_queue_exit(&ring_);
   if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+int Ring::TakeSlot() {
+  if (free_slots_.empty()) return -1;
+  int slot = free_slots_.back();
+  free_slots_.pop_back();
+  return slot;
 }
 
 void Ring::Reserve(unsigned count) {

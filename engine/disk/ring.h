@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "ferry/error.h"
 
@@ -28,6 +29,11 @@ class Ring {
 
   int event_fd() const { return event_fd_; }
   unsigned file_slots() const { return file_slots_; }
+
+  // A free fixed file slot, or -1 when all are taken.
+  int TakeSlot();
+  // Returns a slot whose file is closed.
+  void ReturnSlot(int slot) { free_slots_.push_back(slot); }
 
   // Makes room for `count` submissions that must go to the kernel in one
   // batch (a linked chain must not be split over two submissions), then
@@ -62,6 +68,7 @@ class Ring {
   bool ready_ = false;
   int event_fd_ = -1;
   unsigned file_slots_ = 0;
+  std::vector<int> free_slots_;
 };
 
 }  // namespace ferry
