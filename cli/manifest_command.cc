@@ -49,12 +49,14 @@ Command AddManifestCommand(CLI::App& app) {
       "read are named on stderr and left out; every\nother file is still "
       "listed and the manifest still written, and ferry exits 1.\nExit "
       "status: 0 every file listed, 1 some could not be read or the "
-      "manifest\ncould not be written, 2 bad usage.");
+      "manifest\ncould not be written, 2 bad usage.\n");
   manifest->add_option("dir", o.dir, "The folder to list")->required();
-  manifest->add_option(
-      "-o,--output", o.output,
-      "Write the manifest to FILE (under a temporary name beside it, renamed "
-      "when complete; not listed itself) instead of stdout");
+  manifest
+      ->add_option("-o,--output", o.output,
+                   "Write the manifest to FILE (under a temporary name beside "
+                   "it, renamed "
+                   "when complete; not listed itself) instead of stdout")
+      ->option_text("FILE");
   manifest->add_flag("--follow-symlinks", o.follow_symlinks,
                      "List the files that symbolic links point to");
   manifest

@@ -54,12 +54,13 @@ Command AddVerifyCommand(CLI::App& app) {
       "  checksum<TAB>path<TAB>expected<TAB>actual\n"
       "A summary goes to stderr unless -q.\nExit status: 0 every file "
       "matches, 1 some differ, 2 bad usage or bad manifest\nlines (named on "
-      "stderr; no file is read then).");
+      "stderr; no file is read then).\n");
   verify
       ->add_option("manifest", o.manifest,
                    "Manifest: path[<TAB>size[<TAB>xxh128]] per line")
       ->required();
   verify->add_option("--in", o.dir, "The folder the paths are relative to")
+      ->option_text("DIR")
       ->required();
   verify
       ->add_option("--threads", o.threads,

@@ -76,11 +76,22 @@ class ManifestOutput {
 
   FILE* file() const { return file_; }
 
+  void Write(const std::string& line) {
+    if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() &&
+        write_error_ == 0) {
+      write_error_ = errno;
+    }
+  }
+  // A write failed (a full disk, a reader that went away): no use going on.
+  bool failed() const { return write_error_ != 0; }
+
   // Flushes, closes and renames; an error when any write failed.
   [[nodiscard]] Status Commit() {
     std::string what = output_.empty() ? "standard output" : temp_;
-    if (std::fflush(file_) != 0 || std::ferror(file_)) {
-      return ErrorFromErrno(errno, "cannot write the manifest to " + what);
+    if (write_error_ == 0 && std::fflush(file_) != 0) write_error_ = errno;
+    if (write_error_ != 0) {
+      return ErrorFromErrno(write_error_,
+                            "cannot write the manifest to " + what);
     }
     if (file_ == stdout) return {};
     int rc = std::fclose(file_);
@@ -97,6 +108,7 @@ class ManifestOutput {
   std::string output_;
   std::string temp_;  // removed at the end unless renamed
   FILE* file_ = nullptr;
+  int write_error_ = 0;  // errno of the first write that failed
 };
 
 // Logs a file the walk listed but that could not be hashed; true when it
@@ -153,7 +165,7 @@ Status WriteTreeManifest(const TreeManifestOptions& options,
       interrupted = true;
       return false;
     }
-    if (!walker.Next(&task.rel)) return false;
+    if (out.failed() || !walker.Next(&task.rel)) return false;
     task.path.assign(root).append(task.rel);
     task.follow = options.follow_symlinks;
     task.digest = true;
@@ -176,7 +188,7 @@ Status WriteTreeManifest(const TreeManifestOptions& options,
     line.clear();
     fmt::format_to(std::back_inserter(line), "{}\t{}\t{}\n", task.rel, r.size,
                    r.digest.ToHex());
-    std::fwrite(line.data(), 1, line.size(), out.file());
+    out.Write(line);
     ++summary->files;
     summary->bytes += r.size;
     progress.Add(r.size);
