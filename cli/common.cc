@@ -48,6 +48,13 @@ void AddLogFlags(CLI::App* command, CommonFlags* flags) {
   command->add_flag("-q,--quiet", flags->quiet, "Errors only, no summary");
 }
 
+void AddProgressFlags(CLI::App* command, CommonFlags* flags) {
+  command->add_flag("--progress", flags->progress,
+                    "Show a progress line even when stderr is not a terminal");
+  command->add_flag("--no-progress", flags->no_progress,
+                    "Never show a progress line");
+}
+
 std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags) {
   auto log = spdlog::get("ferry");
   if (!log) log = spdlog::stderr_color_mt("ferry");

@@ -34,6 +34,8 @@ struct CommonFlags {
 
 // Adds -v and -q to `command`.
 void AddLogFlags(CLI::App* command, CommonFlags* flags);
+// Adds --progress and --no-progress to `command`.
+void AddProgressFlags(CLI::App* command, CommonFlags* flags);
 
 // A logger on stderr whose level follows -v and -q.
 std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags);

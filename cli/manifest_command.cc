@@ -63,10 +63,7 @@ Command AddManifestCommand(CLI::App& app) {
       ->add_option("--threads", o.threads,
                    "Hashing threads (default: one per core)")
       ->check(CLI::Range(1, 1024));
-  manifest->add_flag("--progress", cmd->flags.progress,
-                     "Show a progress line even when stderr is not a terminal");
-  manifest->add_flag("--no-progress", cmd->flags.no_progress,
-                     "Never show a progress line");
+  AddProgressFlags(manifest, &cmd->flags);
   AddLogFlags(manifest, &cmd->flags);
   return {manifest, [cmd] { return cmd->Run(); }};
 }

@@ -70,10 +70,7 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
                   "Attempts per file before it counts as failed")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  app->add_flag("--progress", cmd->flags.progress,
-                "Show a progress line even when stderr is not a terminal");
-  app->add_flag("--no-progress", cmd->flags.no_progress,
-                "Never show a progress line");
+  AddProgressFlags(app, &cmd->flags);
   AddLogFlags(app, &cmd->flags);
   return cmd;
 }

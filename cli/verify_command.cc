@@ -66,10 +66,7 @@ Command AddVerifyCommand(CLI::App& app) {
       ->add_option("--threads", o.threads,
                    "Hashing threads (default: one per core)")
       ->check(CLI::Range(1, 1024));
-  verify->add_flag("--progress", cmd->flags.progress,
-                   "Show a progress line even when stderr is not a terminal");
-  verify->add_flag("--no-progress", cmd->flags.no_progress,
-                   "Never show a progress line");
+  AddProgressFlags(verify, &cmd->flags);
   AddLogFlags(verify, &cmd->flags);
   return {verify, [cmd] { return cmd->Run(); }};
 }
