@@ -105,4 +105,10 @@ int ExitCodeFor(const Error& error) {
              : kExitFailed;
 }
 
+int Refused(spdlog::logger& log, const Error& error) {
+  log.error("{}", error.message());
+  if (int code = InterruptExitCode(); code != 0) return code;
+  return ExitCodeFor(error);
+}
+
 }  // namespace ferry::cli

@@ -52,6 +52,9 @@ int InterruptExitCode();
 
 // The exit code for an engine error that refused a run.
 int ExitCodeFor(const Error& error);
+// Logs why the engine refused or ended a run and returns the exit code:
+// the interrupt's when a signal caused it.
+int Refused(spdlog::logger& log, const Error& error);
 
 // A registered subcommand and what runs it once the command line parsed.
 struct Command {

@@ -21,11 +21,7 @@ struct ManifestCommand {
     options.interrupt = CatchInterrupts();
     TreeManifestSummary summary;
     Status status = WriteTreeManifest(options, &summary);
-    if (!status.ok()) {
-      log->error("{}", status.error().message());
-      if (int code = InterruptExitCode(); code != 0) return code;
-      return ExitCodeFor(status.error());
-    }
+    if (!status.ok()) return Refused(*log, status.error());
     if (!flags.quiet) std::fprintf(stderr, "%s\n", summary.ToText().c_str());
     return summary.errors == 0 ? kExitOk : kExitFailed;
   }

@@ -29,10 +29,7 @@ struct RunCommand {
     options.interrupt = CatchInterrupts();
     RunSummary summary;
     Status status = ferry::Run(options, &summary);
-    if (!status.ok()) {
-      log->error("{}", status.error().message());
-      return ExitCodeFor(status.error());
-    }
+    if (!status.ok()) return Refused(*log, status.error());
     if (!flags.quiet) std::fprintf(stderr, "%s\n", summary.ToText().c_str());
     if (int code = InterruptExitCode(); code != 0) return code;
     return summary.all_ok() ? kExitOk : kExitFailed;

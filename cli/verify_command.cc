@@ -26,11 +26,7 @@ struct VerifyCommand {
     VerifySummary summary;
     Status status = VerifyManifest(options, &summary);
     std::fflush(stdout);
-    if (!status.ok()) {
-      log->error("{}", status.error().message());
-      if (int code = InterruptExitCode(); code != 0) return code;
-      return ExitCodeFor(status.error());
-    }
+    if (!status.ok()) return Refused(*log, status.error());
     if (!flags.quiet) std::fprintf(stderr, "%s\n", summary.ToText().c_str());
     return summary.differences == 0 ? kExitOk : kExitFailed;
   }

@@ -14,20 +14,6 @@ namespace ferry {
 namespace {
 
 // What a file of this type is called in a log line.
-const char* TypeName(mode_t type) {
-  switch (type) {
-    case S_IFIFO:
-      return "fifo";
-    case S_IFSOCK:
-      return "socket";
-    case S_IFCHR:
-      return "character device";
-    case S_IFBLK:
-      return "block device";
-    default:
-      return "special file";
-  }
-}
 
 mode_t TypeFromDirent(unsigned char d_type) {
   switch (d_type) {
@@ -51,6 +37,23 @@ mode_t TypeFromDirent(unsigned char d_type) {
 }
 
 }  // namespace
+
+const char* FileTypeName(mode_t type) {
+  switch (type) {
+    case S_IFDIR:
+      return "folder";
+    case S_IFIFO:
+      return "fifo";
+    case S_IFSOCK:
+      return "socket";
+    case S_IFCHR:
+      return "character device";
+    case S_IFBLK:
+      return "block device";
+    default:
+      return "special file";
+  }
+}
 
 std::optional<std::string> ManifestCannotHold(std::string_view path) {
   if (auto bad = ValidateRelativePath(path)) return bad;
@@ -224,7 +227,7 @@ std::optional<TreeWalker::Kind> TreeWalker::Classify(Level* level,
       ++skipped_;
       return std::nullopt;
     default:
-      log_.warn("{}: {}, skipped", rel, TypeName(type));
+      log_.warn("{}: {}, skipped", rel, FileTypeName(type));
       ++skipped_;
       return std::nullopt;
   }

@@ -30,6 +30,9 @@ namespace ferry {
 // back as the same path, or nullopt when it can.
 std::optional<std::string> ManifestCannotHold(std::string_view path);
 
+// A word for a file type other than a regular file (S_IFDIR, S_IFIFO...).
+const char* FileTypeName(mode_t type);
+
 class TreeWalker {
  public:
   struct Options {

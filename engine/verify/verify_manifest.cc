@@ -13,6 +13,7 @@
 #include "ferry/tree.h"
 #include "verify/tree_hash.h"
 #include "verify/tree_progress.h"
+#include "verify/tree_walker.h"
 
 namespace ferry {
 namespace {
@@ -33,23 +34,6 @@ const char* KindName(TreeDifference::Kind kind) {
   return "unknown";
 }
 
-const char* TypeName(mode_t type) {
-  switch (type) {
-    case S_IFDIR:
-      return "folder";
-    case S_IFIFO:
-      return "fifo";
-    case S_IFSOCK:
-      return "socket";
-    case S_IFCHR:
-      return "character device";
-    case S_IFBLK:
-      return "block device";
-    default:
-      return "special file";
-  }
-}
-
 // How a file differs from what its manifest line promised; nullopt when
 // it does not.
 std::optional<TreeDifference> Compare(const HashTask& task) {
@@ -65,7 +49,7 @@ std::optional<TreeDifference> Compare(const HashTask& task) {
   } else if (!r.regular) {
     d.kind = Kind::kNotFile;
     d.expected = "regular file";
-    d.actual = TypeName(r.type);
+    d.actual = FileTypeName(r.type);
   } else if (task.expected_size && *task.expected_size != r.size) {
     d.kind = Kind::kSize;
     d.expected = std::to_string(*task.expected_size);
