@@ -5,8 +5,8 @@
 
 #include <cerrno>
 
-#include "ferry/digest.h"
 #include "ferry/url.h"
+#include "verify/file_hasher.h"
 #include "verify/tree_walker.h"
 
 namespace ferry {
@@ -23,7 +23,11 @@ Planner::Planner(Options options, std::function<void()> wake,
     : options_(std::move(options)),
       root_url_(RootUrl(options_.base_url)),
       wake_(std::move(wake)),
-      log_(log) {}
+      log_(log) {
+  if (options_.op == Operation::kGet && options_.sync == SyncLevel::kChecksum) {
+    hasher_ = std::make_unique<FileHasher>();
+  }
+}
 
 Planner::~Planner() { Stop(); }
 
@@ -216,14 +220,18 @@ void Planner::DecideLocally(Job& job) const {
       return;
     case SyncLevel::kChecksum: {
       if (job.size && *job.size != job.local_size) return;
-      Digest128 digest;
-      uint64_t size = 0;
-      if (int err = HashFile(job.local, &digest, &size); err != 0) {
-        job.error = ErrorFromErrno(err, "cannot hash " + job.local);
+      HashedFile hashed;
+      hasher_->Hash(job.local.c_str(), /*follow=*/true, /*digest=*/true,
+                    std::nullopt, &hashed);
+      if (!hashed.hashed) {
+        job.error = ErrorFromErrno(
+            hashed.err != 0 ? hashed.err : EIO,
+            fmt::format("cannot hash {} ({})", job.local, hashed.step));
         return;
       }
-      if (job.xxh128 && digest == *job.xxh128)
+      if (job.xxh128 && hashed.digest == *job.xxh128) {
         job.skip_reason = "same checksum";
+      }
       return;
     }
   }

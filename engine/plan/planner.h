@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -24,6 +25,8 @@
 #include "plan/job.h"
 
 namespace ferry {
+
+class FileHasher;
 
 class Planner {
  public:
@@ -81,6 +84,9 @@ class Planner {
   std::string root_url_;  // the base URL's scheme and host, for '/' paths
   std::function<void()> wake_;
   spdlog::logger* log_;
+  // Hashes local files for the checksum level of a download; used on the
+  // planner's thread only.
+  std::unique_ptr<FileHasher> hasher_;
 
   std::mutex mutex_;
   std::condition_variable not_full_;  // signalled by TryPop and Stop

@@ -8,9 +8,7 @@
 #include <xxhash.h>
 
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <memory>
 
 namespace ferry {
 
@@ -59,32 +57,6 @@ Digest128 Hasher::Final() const {
 Digest128 HashBuffer(const void* data, size_t size) {
   XXH128_hash_t h = XXH3_128bits(data, size);
   return {h.high64, h.low64};
-}
-
-int HashFile(const std::string& path, Digest128* digest, uint64_t* size) {
-  constexpr size_t kChunk = 1 << 20;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  auto buffer = std::make_unique<char[]>(kChunk);
-  Hasher hasher;
-  uint64_t total = 0;
-  int err = 0;
-  for (;;) {
-    ssize_t n = ::pread(fd, buffer.get(), kChunk, static_cast<off_t>(total));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
-      break;
-    }
-    if (n == 0) break;
-    hasher.Update(buffer.get(), static_cast<size_t>(n));
-    total += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  if (err != 0) return err;
-  *digest = hasher.Final();
-  *size = total;
-  return 0;
 }
 
 }  // namespace ferry

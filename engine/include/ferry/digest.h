@@ -43,8 +43,4 @@ class Hasher {
 // The digest of one contiguous buffer.
 Digest128 HashBuffer(const void* data, size_t size);
 
-// Reads the file at `path` and returns its digest and size; errno on
-// failure. A blocking read, for callers that are not on the loop thread.
-int HashFile(const std::string& path, Digest128* digest, uint64_t* size);
-
 }  // namespace ferry
