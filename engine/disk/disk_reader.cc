@@ -125,11 +125,7 @@ void DiskReader::StartFile(FileId id) {
 // asks for a whole buffer, so that a file that grew shows as more bytes.
 void DiskReader::StartSmall(FileId id, File& f) {
   ring_->Reserve(5);
-  PrepareStatAndOpen(id, f);
-  Chunk& chunk = f.chunks.emplace_back();
-  chunk.buffer = pool_.Acquire();
-  chunk.length = pool_.buffer_size();
-  PrepareRead(id, f, chunk, IOSQE_IO_HARDLINK);
+  PrepareHead(id, f, IOSQE_IO_HARDLINK);
 
   // Hard links: the close and the second statx run even when the read
   // failed, so that the slot is always freed.
@@ -146,18 +142,15 @@ void DiskReader::StartSmall(FileId id, File& f) {
 // statx -> open -> first read; further reads once the size is known.
 void DiskReader::StartLarge(FileId id, File& f) {
   ring_->Reserve(3);
-  PrepareStatAndOpen(id, f);
-  Chunk& chunk = f.chunks.emplace_back();
-  chunk.buffer = pool_.Acquire();
-  chunk.length = pool_.buffer_size();
-  PrepareRead(id, f, chunk, 0);
-  f.next_offset = chunk.length;
+  PrepareHead(id, f, 0);
+  f.next_offset = pool_.buffer_size();
 }
 
-// The head of every file's chain: statx, then open into the file's slot,
-// each linked to what follows. A direct descriptor is never inherited, so
+// The head of every file's chain: statx, open into the file's slot, and a
+// read of a whole buffer from the start, each linked to what follows; the
+// read carries `read_flags`. A direct descriptor is never inherited, so
 // O_CLOEXEC is refused (and not needed) here.
-void DiskReader::PrepareStatAndOpen(FileId id, File& f) {
+void DiskReader::PrepareHead(FileId id, File& f, unsigned read_flags) {
   io_uring_sqe* sqe = Prepare(NewOp(id, OpKind::kStatBefore));
   io_uring_prep_statx(sqe, AT_FDCWD, f.path.c_str(), 0, kStatMask, &f.before);
   sqe->flags |= IOSQE_IO_LINK;
@@ -165,6 +158,16 @@ void DiskReader::PrepareStatAndOpen(FileId id, File& f) {
   io_uring_prep_openat_direct(sqe, AT_FDCWD, f.path.c_str(), O_RDONLY, 0,
                               static_cast<unsigned>(f.slot));
   sqe->flags |= IOSQE_IO_LINK;
+  PrepareRead(id, f, AddChunk(f, 0, pool_.buffer_size()), read_flags);
+}
+
+DiskReader::Chunk& DiskReader::AddChunk(File& f, uint64_t offset,
+                                        size_t length) {
+  Chunk& chunk = f.chunks.emplace_back();
+  chunk.buffer = pool_.Acquire();
+  chunk.offset = offset;
+  chunk.length = length;
+  return chunk;
 }
 
 void DiskReader::PrepareRead(FileId id, File& f, Chunk& chunk, unsigned flags) {
@@ -181,11 +184,9 @@ void DiskReader::IssueReads(FileId id, File& f) {
   if (f.error || !f.opened || !f.sized || f.small) return;
   while (f.chunks.size() < options_.buffers_per_file &&
          f.next_offset < f.size) {
-    Chunk& chunk = f.chunks.emplace_back();
-    chunk.buffer = pool_.Acquire();
-    chunk.offset = f.next_offset;
-    chunk.length = static_cast<size_t>(
-        std::min<uint64_t>(pool_.buffer_size(), f.size - f.next_offset));
+    Chunk& chunk = AddChunk(f, f.next_offset,
+                            static_cast<size_t>(std::min<uint64_t>(
+                                pool_.buffer_size(), f.size - f.next_offset)));
     f.next_offset += chunk.length;
     PrepareRead(id, f, chunk, 0);
   }

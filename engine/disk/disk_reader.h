@@ -97,7 +97,8 @@ class DiskReader {
   void StartFile(FileId id);
   void StartSmall(FileId id, File& f);
   void StartLarge(FileId id, File& f);
-  void PrepareStatAndOpen(FileId id, File& f);
+  void PrepareHead(FileId id, File& f, unsigned read_flags);
+  Chunk& AddChunk(File& f, uint64_t offset, size_t length);
   void IssueReads(FileId id, File& f);
   void PrepareRead(FileId id, File& f, Chunk& chunk, unsigned flags);
   void MaybeFinishReading(FileId id, File& f);

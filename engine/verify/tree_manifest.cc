@@ -46,7 +46,8 @@ class ManifestOutput {
       return Error(ErrorCode::kUsage, RetryClass::kPermanent,
                    output + " names a folder, not a file");
     }
-    temp_ = parent + "." + name + ".ferry-part-XXXXXX";
+    // mkostemp replaces the template's six trailing X's.
+    temp_ = parent + "." + name + ".ferry-part-" + std::string(6, 'X');
     int fd = ::mkostemp(temp_.data(), O_CLOEXEC);
     if (fd < 0) {
       int err = errno;
