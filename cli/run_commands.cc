@@ -1,5 +1,6 @@
 // The commands that talk to a collection: get, put, rm and stat run the
 // engine over a manifest; link only prints a URL.
+#include <chrono>
 #include <cstdio>
 #include <map>
 
@@ -15,11 +16,33 @@ struct RunCommand {
   CommonFlags flags;
   std::string sync;    // as given; checked by CLI11
   std::string format;  // as given; checked by CLI11
+  double backoff_base = 0.25;  // seconds
+  double backoff_cap = 30;     // seconds
+  int stall_seconds = 60;
+  int deadline_seconds = 0;
 
   int Run() {
     auto log = MakeLogger(flags);
     options.logger = log;
     if (!LoadToken(flags, *log, &options.token)) return kExitUsage;
+    if (!flags.token_file.empty()) {
+      // A refused token may have been replaced in its file meanwhile (by
+      // whatever renews it): read it again, once per refusal.
+      options.refresh_token = [this, log] {
+        std::string fresh;
+        return LoadToken(flags, *log, &fresh) ? fresh : std::string();
+      };
+    }
+    if (options.insecure) {
+      log->warn("--insecure: the collection's certificate is NOT checked; "
+                "anyone on the path can read the token and change the data");
+    }
+    options.retry.base_delay = std::chrono::milliseconds(
+        static_cast<int64_t>(backoff_base * 1000));
+    options.retry.max_delay = std::chrono::milliseconds(
+        static_cast<int64_t>(backoff_cap * 1000));
+    options.retry.stall = std::chrono::seconds(stall_seconds);
+    options.retry.deadline = std::chrono::seconds(deadline_seconds);
     if (!sync.empty()) options.sync = *ParseSyncLevel(sync);
     if (format == "ferry") options.format = ManifestFormat::kFerry;
     if (format == "globus-batch") options.format = ManifestFormat::kGlobusBatch;
@@ -67,6 +90,32 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
                   "Attempts per file before it counts as failed")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  app->add_option("--backoff", cmd->backoff_base,
+                  "Seconds of the first retry's longest wait; each retry "
+                  "doubles it, and the wait is a random part of it")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  app->add_option("--backoff-max", cmd->backoff_cap,
+                  "Seconds a retry waits at most (a server's Retry-After "
+                  "may ask for longer)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  app->add_option("--max-failing", o.retry.max_failing,
+                  "Files retrying at once before no new file starts")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app->add_option("--stall-timeout", cmd->stall_seconds,
+                  "Seconds without a byte before a transfer counts as "
+                  "stalled and is retried")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  app->add_option("--deadline", cmd->deadline_seconds,
+                  "Stop the run after this many seconds, leaving downloads "
+                  "resumable (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 31 * 86400));
+  app->add_flag("--insecure", o.insecure,
+                "Do not verify the collection's TLS certificate (unsafe)");
   AddProgressFlags(app, &cmd->flags);
   AddLogFlags(app, &cmd->flags);
   return cmd;

@@ -1,9 +1,11 @@
 #include "ferry/run.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include "plan/planner.h"
 #include "report/report.h"
 #include "transport/probe.h"
+#include "disk/journal.h"
 #include "transport/transfer_loop.h"
 
 namespace ferry {
@@ -128,6 +131,13 @@ Status CheckSource(const std::string& dir) {
 // column wherever the checksum level needs it.
 Status CheckEntries(const RunOptions& o, ManifestFormat format,
                     const ManifestCheck& check) {
+  // Most likely the wrong file, or one truncated on its way here.
+  if (check.entries == 0) {
+    return Error(ErrorCode::kManifest, RetryClass::kStopRun,
+                 fmt::format("manifest {} names no files (only blank or "
+                             "comment lines); nothing to do",
+                             o.manifest));
+  }
   if (check.recursive > 0 && o.op != Operation::kPut) {
     return UsageError(fmt::format(
         "{}:{}: --recursive names a folder on the collection, but its HTTPS "
@@ -211,20 +221,43 @@ Status CheckMethods(const RunOptions& o, spdlog::logger& log) {
   return {};
 }
 
-// Creates the destination folder; refuses one that is not a folder.
+// Creates a file in `dir` and removes it again. access(2) cannot tell
+// whether a folder takes files: root passes its permission checks, and an
+// immutable folder or a server that maps users refuses only the write.
+Status ProbeWritable(const std::string& dir) {
+  const std::string probe = fmt::format("{}/.ferry-probe-{}", dir, ::getpid());
+  int fd = ::open(probe.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return UsageError(fmt::format("cannot write into destination {}: {}", dir,
+                                  std::strerror(errno)));
+  }
+  ::close(fd);
+  if (::unlink(probe.c_str()) != 0) {
+    return UsageError(fmt::format("cannot remove the test file {}: {}", probe,
+                                  std::strerror(errno)));
+  }
+  return {};
+}
+
+// Creates the destination folder; refuses one that is not a folder or
+// does not take files, before any file is transferred.
 Status PrepareDestination(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    return UsageError(
+        fmt::format("destination {} exists and is not a folder", dir));
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return ErrorFromErrno(ec.value(), "cannot create destination " + dir);
+    return UsageError(
+        fmt::format("cannot create destination {}: {}", dir, ec.message()));
   }
   if (!std::filesystem::is_directory(dir, ec)) {
     return UsageError(fmt::format("destination {} is not a folder", dir));
   }
-  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    return ErrorFromErrno(errno, "cannot write into destination " + dir);
-  }
-  return {};
+  return ProbeWritable(dir);
 }
 
 std::string WithoutTrailingSlash(std::string path) {
@@ -254,8 +287,20 @@ Status Run(const RunOptions& options, RunSummary* summary) {
     if (Status s = CheckSource(local); !s.ok()) return s;
   }
   if (Status s = CheckMethods(options, *log); !s.ok()) return s;
+  std::unique_ptr<Journal> journal;
   if (options.op == Operation::kGet) {
     if (Status s = PrepareDestination(local); !s.ok()) return s;
+    if (Status s = Journal::Open(local, &journal); !s.ok()) {
+      return s.error().code() == ErrorCode::kUsage
+                 ? s
+                 : UsageError(s.error().message());
+    }
+    if (journal->earlier_done() + journal->earlier_parts() > 0) {
+      log->info(
+          "continuing an unfinished run recorded in {}: {} files finished, {} "
+          "partial",
+          journal->path(), journal->earlier_done(), journal->earlier_parts());
+    }
   }
   TransferLoop* loop_for_wake = nullptr;
   Planner::Options plan;
@@ -265,6 +310,7 @@ Status Run(const RunOptions& options, RunSummary* summary) {
   plan.format = format;
   plan.base_url = options.base_url;
   plan.local_dir = local;
+  plan.journal = journal.get();
   Planner planner(
       plan, [&loop_for_wake] { loop_for_wake->Wake(); }, log.get());
   uint64_t files = check.entries;
@@ -288,8 +334,8 @@ Status Run(const RunOptions& options, RunSummary* summary) {
       return s;
     }
   }
-  TransferLoop loop(options, &planner, disk.get(), reader.get(), &report,
-                    log.get());
+  TransferLoop loop(options, &planner, disk.get(), reader.get(), journal.get(),
+                    &report, log.get());
   if (Status s = loop.Init(); !s.ok()) return s;
   loop_for_wake = &loop;
 
@@ -297,6 +343,15 @@ Status Run(const RunOptions& options, RunSummary* summary) {
   loop.Run();
   planner.Stop();
   *summary = report.Finish();
+  if (journal != nullptr) {
+    if (summary->all_ok() && !summary->stopped_by) {
+      journal->Remove();
+    } else {
+      journal->Flush(/*sync=*/true);
+      log->info("the same command continues this run ({} records it)",
+                journal->path());
+    }
+  }
   return {};
 }
 

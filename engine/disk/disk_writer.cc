@@ -1,6 +1,7 @@
 #include "disk/disk_writer.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -19,22 +20,23 @@ constexpr size_t kMaxChainedWrites = 16;
 constexpr size_t kMaxKnownDirs = 100000;
 constexpr size_t kMaxName = 255;  // bytes in one path segment (NAME_MAX)
 
-// ".NAME.ferry-part", with the attempt number after the first attempt. A
-// name too long to take the decoration is replaced by its digest.
-std::string TempPathFor(const std::string& final_path, int attempt) {
+}  // namespace
+
+// ".NAME.ferry-part". A name too long to take the decoration is replaced
+// by its digest. One name for every attempt: attempts at one destination
+// never overlap, and a later one continues or replaces what an earlier
+// one left.
+std::string PartPathFor(const std::string& final_path) {
   size_t slash = final_path.rfind('/');
   size_t name_at = slash == std::string::npos ? 0 : slash + 1;
   std::string_view dir = std::string_view(final_path).substr(0, name_at);
   std::string_view name = std::string_view(final_path).substr(name_at);
-  std::string suffix = attempt > 1 ? fmt::format(".{}", attempt) : "";
-  if (name.size() + suffix.size() + sizeof(".ferry-part") > kMaxName) {
-    return fmt::format("{}.{}.ferry-part{}", dir,
-                       HashBuffer(name.data(), name.size()).ToHex(), suffix);
+  if (name.size() + sizeof(".ferry-part") > kMaxName) {
+    return fmt::format("{}.{}.ferry-part", dir,
+                       HashBuffer(name.data(), name.size()).ToHex());
   }
-  return fmt::format("{}.{}.ferry-part{}", dir, name, suffix);
+  return fmt::format("{}.{}.ferry-part", dir, name);
 }
-
-}  // namespace
 
 struct DiskWriter::Op {
   FileId file = 0;
@@ -58,6 +60,8 @@ struct DiskWriter::File {
   size_t fill = 0;           // bytes in `buffer`
   uint64_t next_offset = 0;  // file offset of `buffer`
   std::vector<Op*> pending;  // full buffers not yet sent to the kernel
+  std::set<uint64_t> unwritten;  // offsets of buffers queued, not written
+  bool resume = false;           // continues a kept temporary file
   int in_flight = 0;         // operations sent, not completed
   int writes_in_flight = 0;  // of which writes
 
@@ -68,7 +72,7 @@ struct DiskWriter::File {
   bool renamed = false;
   bool unlinked = false;
   bool finishing = false;
-  bool commit = false;
+  Ending ending = Ending::kAbandon;
   std::optional<Error> error;
 };
 
@@ -114,9 +118,22 @@ Status DiskWriter::MakeParents(const std::string& final_path) {
   return {};
 }
 
-Status DiskWriter::Begin(const std::string& final_path, int attempt,
+Status DiskWriter::Begin(const std::string& final_path, uint64_t resume_at,
                          uint64_t cookie, FileId* id) {
   if (Status s = MakeParents(final_path); !s.ok()) return s;
+  std::string temp_path = PartPathFor(final_path);
+  if (resume_at > 0) {
+    // Bytes past the kept length may not all have been written; cut them
+    // off. Rare (one per resumed file), so done here synchronously.
+    int fd = ::open(temp_path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      return ErrorFromErrno(errno, "cannot continue " + temp_path);
+    }
+    int rc = ::ftruncate(fd, static_cast<off_t>(resume_at));
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrorFromErrno(err, "cannot continue " + temp_path);
+  }
   if (free_files_.empty()) {
     free_files_.push_back(static_cast<FileId>(files_.size()));
     files_.emplace_back();
@@ -127,7 +144,9 @@ Status DiskWriter::Begin(const std::string& final_path, int attempt,
   f.in_use = true;
   f.cookie = cookie;
   f.final_path = final_path;
-  f.temp_path = TempPathFor(final_path, attempt);
+  f.temp_path = std::move(temp_path);
+  f.resume = resume_at > 0;
+  f.next_offset = resume_at;
   ++active_files_;
   return {};
 }
@@ -166,16 +185,21 @@ bool DiskWriter::failed(FileId id) const {
   return files_[id].error.has_value();
 }
 
-void DiskWriter::Finish(FileId id, bool commit) {
+uint64_t DiskWriter::written(FileId id) const {
+  const File& f = files_[id];
+  return f.unwritten.empty() ? f.next_offset : *f.unwritten.begin();
+}
+
+void DiskWriter::Finish(FileId id, Ending ending) {
   File& f = files_[id];
-  if (commit && f.fill > 0) {
+  if (ending != Ending::kAbandon && f.fill > 0) {
     QueueCurrentBuffer(f);
   } else if (f.buffer != nullptr) {
     pool_.Release(f.buffer);
     f.buffer = nullptr;
   }
   f.finishing = true;
-  f.commit = commit;
+  f.ending = ending;
   Advance(id);
 }
 
@@ -201,6 +225,7 @@ void DiskWriter::QueueCurrentBuffer(File& f) {
   op->length = static_cast<uint32_t>(f.fill);
   op->offset = f.next_offset;
   f.next_offset += f.fill;
+  f.unwritten.insert(op->offset);
   f.pending.push_back(op);
   f.buffer = nullptr;
   f.fill = 0;
@@ -239,15 +264,21 @@ void DiskWriter::Advance(FileId id) {
     return;
   }
   if (f.in_flight > 0) return;
-  if (f.error || !f.commit) {
+  if (f.error || f.ending == Ending::kAbandon) {
     AdvanceAbort(id, f);
   } else {
     AdvanceCommit(id, f);
   }
 }
 
+// Also ends a kept file, which goes as far as its close.
 void DiskWriter::AdvanceCommit(FileId id, File& f) {
+  const bool rename = f.ending == Ending::kCommit;
   if (!f.open_sent) {
+    if (!rename && f.pending.empty()) {
+      Complete(id, f);  // nothing new to keep
+      return;
+    }
     if (f.pending.size() > kMaxChainedWrites) {
       PrepareOpen(id, f, false);
       return;
@@ -257,17 +288,17 @@ void DiskWriter::AdvanceCommit(FileId id, File& f) {
     if (PrepareOpen(id, f, true) == nullptr) return;  // waits for a slot
     for (Op* op : f.pending) PrepareWrite(id, f, op, true);
     f.pending.clear();
-    PrepareClose(id, f, true);
-    PrepareRename(id, f);
+    PrepareClose(id, f, rename);
+    if (rename) PrepareRename(id, f);
     return;
   }
   if (!f.closed) {
     ring_->Reserve(2);
-    PrepareClose(id, f, true);
-    PrepareRename(id, f);
+    PrepareClose(id, f, rename);
+    if (rename) PrepareRename(id, f);
     return;
   }
-  if (!f.renamed) {
+  if (rename && !f.renamed) {
     PrepareRename(id, f);
     return;
   }
@@ -322,9 +353,11 @@ io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
   }
   io_uring_sqe* sqe = ring_->Sqe();
   // A direct descriptor is never inherited, so O_CLOEXEC is refused here.
-  // O_EXCL: never write through a link or into a file someone else has.
-  io_uring_prep_openat_direct(sqe, AT_FDCWD, f.temp_path.c_str(),
-                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666,
+  // O_EXCL: never write through a link or into a file someone else has;
+  // a kept file that is continued was checked when it was cut to length.
+  int flags = f.resume ? O_WRONLY | O_NOFOLLOW
+                       : O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+  io_uring_prep_openat_direct(sqe, AT_FDCWD, f.temp_path.c_str(), flags, 0666,
                               static_cast<unsigned>(f.slot));
   if (link) sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe_set_data(sqe, NewOp(id, OpKind::kOpen));
@@ -420,6 +453,8 @@ void DiskWriter::OnCompletion(Op* op, int res) {
         } else {
           PrepareWrite(id, f, op, false);
         }
+      } else {
+        f.unwritten.erase(op->offset);
       }
       if (!keep_op) pool_.Release(op->buffer);
       break;

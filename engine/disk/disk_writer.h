@@ -5,7 +5,9 @@
 // A file's bytes go to a hidden temporary file beside the destination
 // (".NAME.ferry-part"), at explicit offsets. When the transfer is finished
 // and committed, the temporary file is closed and renamed to its final
-// name; when it is abandoned, it is closed and removed. A small file whose
+// name; when it is abandoned, it is closed and removed; when it is kept,
+// it is closed and stays, so that a later attempt can continue it from
+// its length. A small file whose
 // bytes all fit in one buffer costs one submission: open, write, close and
 // rename go to the kernel as one linked chain and run on its workers.
 //
@@ -14,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,9 +37,18 @@ struct DiskOptions {
   unsigned file_slots = 2048;  // files open at once
 };
 
+// The hidden temporary file that holds a download to `final_path` until
+// it is complete.
+std::string PartPathFor(const std::string& final_path);
+
 class DiskWriter {
  public:
   using FileId = uint32_t;
+  enum class Ending {
+    kCommit,   // give the file its final name
+    kAbandon,  // remove the temporary file
+    kKeep,     // close the temporary file and leave it for a later attempt
+  };
   // Called once per file when its last operation has completed: ok when
   // a committed file now has its final name, or when an abandoned one was
   // cleaned up without trouble; else the local error that happened.
@@ -46,10 +58,11 @@ class DiskWriter {
                                      std::unique_ptr<DiskWriter>* out);
   ~DiskWriter();
 
-  // Starts a file to be written at `final_path`; `attempt` keeps the
-  // temporary names of successive attempts apart. Creates missing parent
-  // directories. `cookie` comes back in the DoneFn.
-  [[nodiscard]] Status Begin(const std::string& final_path, int attempt,
+  // Starts a file to be written at `final_path`. Creates missing parent
+  // directories. With `resume_at` > 0 the temporary file that an earlier
+  // attempt kept is cut to that length and continued; otherwise whatever
+  // has the temporary name is replaced. `cookie` comes back in the DoneFn.
+  [[nodiscard]] Status Begin(const std::string& final_path, uint64_t resume_at,
                              uint64_t cookie, FileId* id);
 
   // Changes the cookie that the DoneFn will receive for this file.
@@ -61,9 +74,13 @@ class DiskWriter {
   void Append(FileId id, const char* data, size_t size);
   bool failed(FileId id) const;
 
-  // No more bytes will come. With `commit` the file gets its final name,
-  // otherwise its temporary file is removed. The id is invalid afterwards.
-  void Finish(FileId id, bool commit);
+  // The length from which every byte has reached the file system (not
+  // necessarily stable storage): what a later attempt could continue from.
+  uint64_t written(FileId id) const;
+
+  // No more bytes will come; the file ends as `ending` says. The id is
+  // invalid afterwards.
+  void Finish(FileId id, Ending ending);
 
   // Sends prepared operations to the kernel. The loop calls this once per
   // turn, so that many files' operations go in one system call.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -42,7 +43,20 @@ struct Job {
   std::string skip_reason;
   std::optional<Error> error;
 
+  // Bytes of a download that an earlier attempt (or run) kept in the
+  // temporary file, which the next GET continues with a range request.
+  struct Kept {
+    uint64_t length = 0;
+    uint64_t total = 0;  // the whole file's size as then announced; 0 unknown
+    std::string etag;    // sent as If-Range, so a changed file starts over
+    std::shared_ptr<const Hasher> hash;  // the digest state after `length`
+  };
+  std::optional<Kept> kept;
+
   int attempts = 0;  // attempts of the current step started so far
+  bool failing = false;      // a retry has been scheduled for this file
+  int token_generation = 0;  // of the token its last attempt sent
+  std::optional<Error> last_error;  // of its last failed attempt
   Clock::time_point first_start;
   bool end_of_plan = false;  // marks the end of the manifest; no file
 

@@ -1,11 +1,19 @@
 #include "plan/planner.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <memory>
+#include <vector>
 
+#include "disk/disk_writer.h"
+#include "disk/journal.h"
 #include "ferry/url.h"
+#include "plan/dest_guard.h"
 #include "verify/file_hasher.h"
 #include "verify/tree_walker.h"
 
@@ -14,6 +22,28 @@ namespace {
 
 bool IsAbsolute(const std::string& path) {
   return !path.empty() && path.front() == '/';
+}
+
+// The digest state after the first `length` bytes of `path`, or null when
+// they cannot all be read.
+std::shared_ptr<const Hasher> HashPrefix(const std::string& path,
+                                         uint64_t length) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  auto hasher = std::make_shared<Hasher>();
+  std::vector<char> buffer(1 << 20);
+  uint64_t at = 0;
+  while (at < length) {
+    size_t want =
+        static_cast<size_t>(std::min<uint64_t>(buffer.size(), length - at));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    hasher->Update(buffer.data(), static_cast<size_t>(n));
+    at += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return at == length ? hasher : nullptr;
 }
 
 }  // namespace
@@ -26,6 +56,9 @@ Planner::Planner(Options options, std::function<void()> wake,
       log_(log) {
   if (options_.op == Operation::kGet && options_.sync == SyncLevel::kChecksum) {
     hasher_ = std::make_unique<FileHasher>();
+  }
+  if (options_.op == Operation::kGet) {
+    guard_ = std::make_unique<DestinationGuard>(options_.local_dir);
   }
 }
 
@@ -123,8 +156,52 @@ Job Planner::Plan(const ManifestEntry& entry) const {
       job.step = Step::kHead;
       return job;
   }
+  if (guard_ != nullptr && !IsAbsolute(local)) {
+    if (Status s = guard_->Check(job.local); !s.ok()) {
+      job.error = s.error();
+      return job;
+    }
+  }
+  if (options_.journal != nullptr && FinishedEarlier(job)) return job;
   DecideLocally(job);
   return job;
+}
+
+bool Planner::FinishedEarlier(Job& job) const {
+  struct stat st {};
+  if (const Journal::Done* done =
+          options_.journal->FindDone(job.url, job.local)) {
+    if (::lstat(job.local.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        static_cast<uint64_t>(st.st_size) == done->size &&
+        static_cast<uint64_t>(st.st_ino) == done->ino &&
+        st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec ==
+            done->mtime_ns &&
+        (!job.size || *job.size == done->size)) {
+      job.skip_reason = "complete (finished by an earlier run)";
+      return true;
+    }
+    return false;
+  }
+  const Journal::Part* part = options_.journal->FindPart(job.url, job.local);
+  if (part == nullptr || part->length == 0) return false;
+  if (part->total != 0 && job.size && *job.size != part->total) return false;
+  std::string temp = PartPathFor(job.local);
+  if (::lstat(temp.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_size) < part->length) {
+    return false;
+  }
+  // The kept bytes' digest state, so that the whole file's digest comes
+  // out of the bytes on disk and those still to come.
+  Job::Kept kept;
+  kept.length = part->length;
+  kept.total = part->total;
+  kept.etag = part->etag;
+  kept.hash = HashPrefix(temp, part->length);
+  if (kept.hash == nullptr) return false;
+  log_->info("{:?}: continuing from byte {} kept by an earlier run", job.path,
+             kept.length);
+  job.kept = std::move(kept);
+  return false;
 }
 
 std::string Planner::LocalPath(const std::string& path) const {

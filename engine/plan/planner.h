@@ -26,7 +26,9 @@
 
 namespace ferry {
 
+class DestinationGuard;
 class FileHasher;
+class Journal;
 
 class Planner {
  public:
@@ -38,6 +40,8 @@ class Planner {
     std::string base_url;
     std::string local_dir;  // without a trailing '/'
     size_t queue_capacity = 4096;
+    // What an earlier, unfinished download run left; may be null.
+    const Journal* journal = nullptr;
   };
 
   // `wake` is called (from the planner's thread) after a push when the
@@ -73,6 +77,9 @@ class Planner {
   void Run();
   bool Push(Job job);  // false once stopped
   void DecideLocally(Job& job) const;
+  // True when an earlier run finished the download; notes the bytes it
+  // kept when it left the file partial.
+  bool FinishedEarlier(Job& job) const;
   std::string LocalPath(const std::string& path) const;
   // Calls `fn` with an entry for every file below a recursive entry's
   // local folder, or once with a failed job when the folder cannot be
@@ -87,6 +94,9 @@ class Planner {
   // Hashes local files for the checksum level of a download; used on the
   // planner's thread only.
   std::unique_ptr<FileHasher> hasher_;
+  // Keeps a download's files inside local_dir when links on disk lead
+  // elsewhere; used on the planner's thread only.
+  std::unique_ptr<DestinationGuard> guard_;
 
   std::mutex mutex_;
   std::condition_variable not_full_;  // signalled by TryPop and Stop

@@ -90,6 +90,7 @@ void Report::FileDone(const FileResult& r) {
   if (r.remote_size) line["size"] = *r.remote_size;
   if (!r.content_type.empty()) line["type"] = r.content_type;
   if (r.error != nullptr) line["error"] = r.error->message();
+  if (r.last_error != nullptr) line["last_error"] = r.last_error->message();
   // Paths are bytes; a name that is not UTF-8 must not break the report.
   out_ << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
        << '\n';
@@ -172,6 +173,11 @@ std::string RunSummary::ToText() const {
         seconds > 0 ? static_cast<double>(ok + absent) / seconds : 0);
   }
   if (retries > 0) text += fmt::format(", {} retries", retries);
+  if (resumed > 0) text += fmt::format(" ({} continued a partial file)", resumed);
+  if (held_seconds > 0) {
+    text += fmt::format(", held back {:.1f} s by the collection's Retry-After",
+                        held_seconds);
+  }
   if (stopped_by) text += "\nstopped early: " + stopped_by->message();
   if (report_error) text += "\n" + report_error->message();
   return text;

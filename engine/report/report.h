@@ -33,6 +33,8 @@ struct FileResult {
   int attempts = 0;
   double seconds = 0;
   const Error* error = nullptr;  // set when the file failed
+  // The last failed attempt's error, for a file that got there in the end.
+  const Error* last_error = nullptr;
   // stat: what the collection said of the file.
   std::optional<uint64_t> remote_size;
   std::string content_type;
@@ -49,6 +51,10 @@ class Report {
   void FileDone(const FileResult& result);
   void AddMoved(uint64_t bytes) { moved_ += bytes; }
   void AddRetry() { ++summary_.retries; }
+  void AddResumed() { ++summary_.resumed; }
+  void SetHeld(std::chrono::steady_clock::duration held) {
+    summary_.held_seconds = std::chrono::duration<double>(held).count();
+  }
   void StopRun(const Error& error);
 
   // Prints the progress line when it is due.

@@ -52,6 +52,10 @@ void SetConnectionOptions(CURL* e, const RunOptions& options) {
   if (!options.ca_file.empty()) {
     curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_file.c_str());
   }
+  if (options.insecure) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
 }
 
 bool Capabilities::Allows(const std::string& method) const {

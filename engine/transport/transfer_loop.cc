@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <random>
 
 #include "transport/curl_errors.h"
@@ -13,20 +16,43 @@
 namespace ferry {
 namespace {
 
-// A transfer that receives nothing for this long is stalled.
-constexpr long kStallSeconds = 60;
 // Bytes of an error body kept for the message.
 constexpr size_t kMaxErrorBody = 1024;
 constexpr int kMaxPollMs = 1000;
+// How often downloads in flight note their written length in the journal,
+// and how often the journal goes to stable storage.
+constexpr auto kCheckpointEvery = std::chrono::seconds(1);
+constexpr auto kJournalSyncEvery = std::chrono::seconds(5);
+// Downloads shorter than this are not worth a checkpoint.
+constexpr uint64_t kCheckpointBytes = 4 << 20;
+
+// The first byte of "bytes FIRST-LAST/TOTAL", and TOTAL (0 when "*").
+bool ParseContentRange(const std::string& value, uint64_t* first,
+                       uint64_t* total) {
+  unsigned long long a = 0, b = 0, t = 0;
+  if (std::sscanf(value.c_str(), "bytes %llu-%llu/%llu", &a, &b, &t) == 3) {
+    *first = a;
+    *total = t;
+    return true;
+  }
+  if (std::sscanf(value.c_str(), "bytes %llu-%llu/*", &a, &b) == 2) {
+    *first = a;
+    *total = 0;
+    return true;
+  }
+  return false;
+}
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// The statuses that mean a request did what it was asked.
-bool Succeeded(Step step, long status) {
+// The statuses that mean a request did what it was asked. A GET that
+// continues kept bytes asked for a range.
+bool Succeeded(Step step, long status, bool ranged) {
   switch (step) {
     case Step::kGet:
+      return status == 200 || (ranged && status == 206);
     case Step::kHashRemote:
     case Step::kHead:
       return status == 200;
@@ -64,6 +90,12 @@ struct TransferLoop::Stream {
   std::optional<Error> local_error;  // why a callback stopped the transfer
   std::string error_body;
   std::string retry_after;
+  std::string etag;
+  std::string content_range;
+  bool ranged = false;   // the request asked for the bytes after job.kept
+  bool resumed = false;  // the answer continues them
+  uint64_t checkpointed = 0;       // written length last journaled
+  curl_slist* range_headers = nullptr;  // If-Range and the usual ones
 };
 
 struct TransferLoop::Attempt {
@@ -76,15 +108,27 @@ struct TransferLoop::Attempt {
   std::string content_type;
   std::optional<Digest128> digest;
   std::optional<Error> error;
+  // For a failed attempt: what the policy decided when the transfer ended,
+  // the bytes the download keeps on disk and their digest state.
+  RetryDecision decision;
+  bool decided = false;
+  bool resumed = false;
+  uint64_t kept = 0;
+  uint64_t total = 0;
+  std::string etag;
+  std::shared_ptr<Hasher> kept_hash;
+  bool committed = false;  // a download that now has its final name
 };
 
 TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
-                           DiskWriter* disk, DiskReader* reader, Report* report,
+                           DiskWriter* disk, DiskReader* reader,
+                           Journal* journal, Report* report,
                            spdlog::logger* log)
     : options_(options),
       planner_(planner),
       disk_(disk),
       reader_(reader),
+      journal_(journal),
       report_(report),
       log_(log),
       policy_(options.retry, std::random_device{}()) {}
@@ -94,10 +138,12 @@ TransferLoop::~TransferLoop() {
     if (s->easy == nullptr) continue;
     if (multi_ != nullptr) curl_multi_remove_handle(multi_, s->easy);
     curl_easy_cleanup(s->easy);
+    curl_slist_free_all(s->range_headers);
   }
   if (multi_ != nullptr) curl_multi_cleanup(multi_);
   curl_slist_free_all(headers_);
   curl_slist_free_all(put_headers_);
+  for (curl_slist* list : retired_headers_) curl_slist_free_all(list);
 }
 
 Status TransferLoop::Init() {
@@ -118,18 +164,7 @@ Status TransferLoop::Init() {
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, connections);
   curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS, per_connection);
 
-  // Without this header a collection answers a refused request with a
-  // redirect to its login page instead of 401/403.
-  for (curl_slist** list : {&headers_, &put_headers_}) {
-    *list = curl_slist_append(*list, "X-Requested-With: XMLHttpRequest");
-    if (!options_.token.empty()) {
-      *list = curl_slist_append(
-          *list, ("Authorization: Bearer " + options_.token).c_str());
-    }
-  }
-  // An upload's body goes at once; waiting for "100 Continue" would cost
-  // a round trip per file.
-  put_headers_ = curl_slist_append(put_headers_, "Expect:");
+  SetAuthorization(options_.token);
 
   for (long i = 0; i < streams; ++i) {
     auto s = std::make_unique<Stream>();
@@ -145,6 +180,39 @@ Status TransferLoop::Init() {
     streams_.push_back(std::move(s));
   }
   return {};
+}
+
+// The header lists every request sends. Lists replaced here stay alive
+// until the loop ends: transfers in flight still point at them.
+void TransferLoop::SetAuthorization(const std::string& token) {
+  token_ = token;
+  for (curl_slist** list : {&headers_, &put_headers_}) {
+    if (*list != nullptr) retired_headers_.push_back(*list);
+    *list = nullptr;
+    // Without this header a collection answers a refused request with a
+    // redirect to its login page instead of 401/403.
+    *list = curl_slist_append(*list, "X-Requested-With: XMLHttpRequest");
+    if (!token.empty()) {
+      *list = curl_slist_append(*list, ("Authorization: Bearer " + token).c_str());
+    }
+  }
+  // An upload's body goes at once; waiting for "100 Continue" would cost
+  // a round trip per file.
+  put_headers_ = curl_slist_append(put_headers_, "Expect:");
+}
+
+// Asks for a fresh token once the collection refused the current one;
+// true when there is one, which the next requests send.
+bool TransferLoop::RefreshToken() {
+  if (!options_.refresh_token) return false;
+  std::string fresh = options_.refresh_token();
+  if (fresh.empty() || fresh == token_) return false;
+  SetAuthorization(fresh);
+  ++token_generation_;
+  policy_.OnTokenRefreshed(token_generation_);
+  log_->warn("the collection refused the token; using the fresh one from "
+             "now on");
+  return true;
 }
 
 // Options that stay the same for every transfer of the run: set once per
@@ -165,7 +233,8 @@ void TransferLoop::ConfigureHandle(Stream& s) {
   // A stall is detected by speed, never by a whole-transfer timeout that
   // a large file would run into.
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                   static_cast<long>(options_.retry.stall.count()));
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
   // Parse Last-Modified, for the mtime sync level.
@@ -178,8 +247,28 @@ void TransferLoop::SetRequest(Stream& s) {
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, nullptr);
   curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
+  curl_easy_setopt(e, CURLOPT_RANGE, nullptr);
+  curl_slist_free_all(s.range_headers);
+  s.range_headers = nullptr;
+  s.job.token_generation = token_generation_;
   switch (s.job.step) {
     case Step::kGet:
+      if (s.job.kept) {
+        // Only the bytes after those kept, and only from the same file:
+        // with If-Range a changed file comes back whole (200).
+        s.ranged = true;
+        curl_easy_setopt(e, CURLOPT_RANGE,
+                         fmt::format("{}-", s.job.kept->length).c_str());
+        if (!s.job.kept->etag.empty()) {
+          for (curl_slist* h = headers_; h != nullptr; h = h->next) {
+            s.range_headers = curl_slist_append(s.range_headers, h->data);
+          }
+          s.range_headers = curl_slist_append(
+              s.range_headers, ("If-Range: " + s.job.kept->etag).c_str());
+          curl_easy_setopt(e, CURLOPT_HTTPHEADER, s.range_headers);
+        }
+      }
+      break;
     case Step::kHashRemote:
       break;
     case Step::kHead:
@@ -206,7 +295,14 @@ void TransferLoop::Run() {
     Clock::time_point now = Clock::now();
     if (options_.interrupt != nullptr && options_.interrupt->load() &&
         !stopping_) {
-      Interrupt();
+      Abandon(Error(ErrorCode::kInterrupted, RetryClass::kStopRun,
+                    "interrupted"));
+    }
+    const auto deadline = options_.retry.deadline;
+    if (deadline.count() > 0 && now - run_start_ >= deadline && !stopping_) {
+      Abandon(Error(ErrorCode::kTimeout, RetryClass::kStopRun,
+                    fmt::format("the run's deadline of {} s has passed",
+                                deadline.count())));
     }
 
     // Start what can start: due retries first, then new jobs.
@@ -235,6 +331,7 @@ void TransferLoop::Run() {
       reader_->Submit();
     }
     report_->Tick(Clock::now());
+    Checkpoint(Clock::now());
     if (Finished()) break;
 
     // Wait for sockets, the rings, a due retry or a new job.
@@ -248,6 +345,7 @@ void TransferLoop::Run() {
     }
     curl_multi_poll(multi_, fds, nfds, PollTimeoutMs(Clock::now()), nullptr);
   }
+  report_->SetHeld(policy_.held());
 }
 
 bool TransferLoop::Finished() const {
@@ -264,14 +362,20 @@ int TransferLoop::PollTimeoutMs(Clock::time_point now) {
   long ms = curl_ms < 0 ? kMaxPollMs : std::min<long>(curl_ms, kMaxPollMs);
   if (!delayed_.empty() && !idle_streams_.empty()) {
     auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
-        delayed_.begin()->first - now);
+        std::max(delayed_.begin()->first, policy_.hold_until()) - now);
     ms = std::clamp<long>(static_cast<long>(due.count()), 0, ms);
   }
-  if (!unblocked_.empty() && !idle_streams_.empty()) ms = 0;
+  if (!unblocked_.empty() && !idle_streams_.empty() && policy_.MayRetry(now)) {
+    ms = 0;
+  }
   return static_cast<int>(ms);
 }
 
+// Due retries first, then files that go on to their next request, then
+// new files; the retry policy may hold back the first two (a server asked
+// to wait) or only the last (too many files are failing).
 std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
+  if (!policy_.MayRetry(now)) return std::nullopt;
   if (!delayed_.empty() && delayed_.begin()->first <= now) {
     Job job = std::move(delayed_.begin()->second);
     delayed_.erase(delayed_.begin());
@@ -282,7 +386,7 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
     unblocked_.pop_front();
     return job;
   }
-  while (!plan_done_) {
+  while (!plan_done_ && policy_.MayStartFile(now)) {
     std::optional<Job> job = planner_->TryPop();
     if (!job) {
       // Ask to be woken, then look once more so a push in between is
@@ -301,13 +405,36 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
   return std::nullopt;
 }
 
-// Two entries for one destination must not be worked on at the same time:
-// the later one waits until the earlier one has ended.
+// A manifest entry repeated word for word is done once. Two different
+// entries for one destination must not be worked on at the same time: the
+// later one waits until the earlier one has ended.
 bool TransferLoop::ClaimKey(Job& job) {
-  auto [it, claimed] = busy_keys_.try_emplace(job.key());
+  const std::string& key = job.key();
+  const uint64_t key_digest = HashBuffer(key.data(), key.size()).low;
+  Hasher entry_hasher;
+  entry_hasher.Update(job.url.data(), job.url.size());
+  entry_hasher.Update("", 1);
+  entry_hasher.Update(job.local.data(), job.local.size());
+  const uint64_t entry_digest = entry_hasher.Final().low;
+  auto [seen, first] =
+      seen_keys_.try_emplace(key_digest, SeenKey{job.line, entry_digest});
+  if (!first && seen->second.entry == entry_digest) {
+    std::string reason =
+        fmt::format("duplicate of line {}", seen->second.line);
+    log_->warn("{:?}: line {} repeats line {}; done once", job.path, job.line,
+               seen->second.line);
+    FileResult result;
+    result.path = &job.path;
+    result.outcome = Outcome::kSkipped;
+    result.reason = &reason;
+    report_->FileDone(result);
+    return false;
+  }
+  auto [it, claimed] = busy_keys_.try_emplace(key);
   if (claimed) return true;
-  log_->warn("{:?}: listed again on line {}; handled after the earlier entry",
-             job.path, job.line);
+  log_->warn("{:?}: line {} names the same {} as an earlier line; handled "
+             "after it",
+             job.path, job.line, job.download ? "destination" : "file");
   it->second.push_back(std::move(job));
   return false;
 }
@@ -373,7 +500,16 @@ void TransferLoop::Start(Stream& s, Job job) {
   s.local_error.reset();
   s.error_body.clear();
   s.retry_after.clear();
+  s.etag.clear();
+  s.content_range.clear();
+  s.ranged = false;
+  s.resumed = false;
+  s.checkpointed = 0;
   s.error_buffer[0] = '\0';
+  if (s.job.kept && s.job.kept->total != 0 &&
+      s.job.kept->length >= s.job.kept->total) {
+    s.job.kept.reset();  // nothing left to ask for: fetch it whole
+  }
   SetRequest(s);
   if (s.job.step == Step::kPut) {
     // The request starts when the first bytes are read (OnReaderReady).
@@ -426,23 +562,71 @@ size_t TransferLoop::OnHeader(char* data, size_t size, size_t count,
                               void* user) {
   auto* s = static_cast<Stream*>(user);
   size_t n = size * count;
-  static constexpr char kRetryAfter[] = "retry-after:";
-  constexpr size_t kLen = sizeof kRetryAfter - 1;
-  if (n > kLen && strncasecmp(data, kRetryAfter, kLen) == 0) {
-    std::string value(data + kLen, n - kLen);
+  // A new response (after an interim one) starts over.
+  if (n > 5 && strncasecmp(data, "HTTP/", 5) == 0) {
+    s->retry_after.clear();
+    s->etag.clear();
+    s->content_range.clear();
+  }
+  auto take = [&](std::string_view name, std::string* out) {
+    if (n <= name.size() || strncasecmp(data, name.data(), name.size()) != 0) {
+      return;
+    }
+    std::string value(data + name.size(), n - name.size());
     auto first = value.find_first_not_of(" \t");
     auto last = value.find_last_not_of(" \t\r\n");
-    s->retry_after =
+    *out =
         first == std::string::npos ? "" : value.substr(first, last - first + 1);
-  }
+  };
+  take("retry-after:", &s->retry_after);
+  take("etag:", &s->etag);
+  take("content-range:", &s->content_range);
   return n;
+}
+
+// Starts the download's file at its first byte of body: a 206 continues
+// the kept bytes, a 200 (the collection ignored the range, or the file
+// changed) starts afresh.
+bool TransferLoop::BeginFile(Stream& s) {
+  uint64_t resume_at = 0;
+  if (s.ranged && s.status == 206) {
+    uint64_t first = 0, total = 0;
+    const Job::Kept& kept = *s.job.kept;
+    if (!ParseContentRange(s.content_range, &first, &total) ||
+        first != kept.length ||
+        (kept.total != 0 && total != 0 && total != kept.total)) {
+      s.local_error = Error(
+          ErrorCode::kTruncated, RetryClass::kTransient,
+          fmt::format("asked for the bytes from {}, got '{}'; starting over",
+                      kept.length, s.content_range));
+      s.job.kept.reset();
+      return false;
+    }
+    resume_at = kept.length;
+    s.hasher.CopyFrom(*kept.hash);
+    s.bytes = kept.length;
+    s.resumed = true;
+  } else if (s.ranged) {
+    log_->debug("{:?}: the collection sent the whole file; starting over",
+                s.job.path);
+    s.job.kept.reset();
+  }
+  DiskWriter::FileId id;
+  if (Status st = disk_->Begin(s.job.local, resume_at, 0, &id); !st.ok()) {
+    s.local_error = st.error();
+    return false;
+  }
+  s.file = id;
+  return true;
 }
 
 size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   if (s.status == 0) {
     curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
   }
-  if (!WantsBody(s.job.step) || s.status != 200) {
+  const bool body = s.status == 200 ||
+                    (s.status == 206 && s.ranged && s.job.step == Step::kGet);
+  if (!WantsBody(s.job.step) || !body) {
     // An error page, or an answer to an upload or a delete: keep its
     // start for the message, never write it.
     size_t keep = std::min(
@@ -456,21 +640,13 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
     s.bytes += size;
     return size;
   }
+  if (!s.file && !BeginFile(s)) return 0;
   if (s.job.size && s.bytes + size > *s.job.size) {
     s.local_error = Error(ErrorCode::kSizeMismatch, RetryClass::kPermanent,
                           fmt::format("the collection sends more than the "
                                       "{} bytes the manifest gives",
                                       *s.job.size));
     return 0;
-  }
-  if (!s.file) {
-    DiskWriter::FileId id;
-    if (Status st = disk_->Begin(s.job.local, s.job.attempts, 0, &id);
-        !st.ok()) {
-      s.local_error = st.error();
-      return 0;
-    }
-    s.file = id;
   }
   if (disk_->failed(*s.file)) return 0;  // the disk's error comes later
   s.hasher.Update(data, size);
@@ -526,7 +702,15 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
   }
   if (code != CURLE_OK) return ErrorFromCurl(code, s.error_buffer);
   curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
-  if (!Succeeded(s.job.step, s.status)) {
+  if (s.ranged && s.status == 416) {
+    // The kept bytes reach past the collection's file: it changed.
+    s.job.kept.reset();
+    return Error(ErrorCode::kTruncated, RetryClass::kTransient,
+                 "the collection's file is shorter than the bytes kept from "
+                 "an earlier attempt; starting over")
+        .set_http_status(s.status);
+  }
+  if (!Succeeded(s.job.step, s.status, s.ranged)) {
     char* location = nullptr;
     curl_easy_getinfo(s.easy, CURLINFO_REDIRECT_URL, &location);
     Error error = ErrorFromHttpStatus(s.status, location ? location : "",
@@ -544,10 +728,12 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
   if (!WantsBody(s.job.step)) return std::nullopt;
   curl_off_t announced = -1;
   curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
-  if (announced >= 0 && static_cast<uint64_t>(announced) != s.bytes) {
+  const uint64_t received =
+      s.bytes - (s.resumed ? s.job.kept->length : uint64_t{0});
+  if (announced >= 0 && static_cast<uint64_t>(announced) != received) {
     return Error(ErrorCode::kTruncated, RetryClass::kTransient,
-                 fmt::format("received {} bytes of the {} announced", s.bytes,
-                             announced));
+                 fmt::format("received {} bytes of the {} announced",
+                             received, announced));
   }
   if (s.job.step == Step::kGet && s.job.size && *s.job.size != s.bytes) {
     return Error(ErrorCode::kSizeMismatch, RetryClass::kPermanent,
@@ -615,24 +801,65 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
   // An empty file has no bytes that would have created it.
   if (step == Step::kGet && !a.error && !s.file && code == CURLE_OK) {
     DiskWriter::FileId id;
-    if (Status st = disk_->Begin(s.job.local, s.job.attempts, 0, &id);
-        st.ok()) {
+    if (Status st = disk_->Begin(s.job.local, 0, 0, &id); st.ok()) {
       s.file = id;
     } else {
       a.error = st.error();
     }
   }
-  a.job = std::move(s.job);
   std::optional<DiskWriter::FileId> file = s.file;
   s.file.reset();
-  bool commit = !a.error && !(file && disk_->failed(*file));
+  DiskWriter::Ending ending = DiskWriter::Ending::kCommit;
+  if (a.error || (file && disk_->failed(*file))) {
+    ending = DiskWriter::Ending::kAbandon;
+  }
+  if (a.error && step == Step::kGet) {
+    // What a download keeps: the bytes this attempt wrote, or, when it
+    // wrote none, those an earlier one kept.
+    a.resumed = s.resumed;
+    a.etag = s.etag;
+    if (file) {
+      a.kept = s.bytes;
+      a.kept_hash = std::make_shared<Hasher>();
+      a.kept_hash->CopyFrom(s.hasher);
+      curl_off_t length = -1;
+      curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+      a.total = s.resumed ? s.job.kept->total
+                          : (length > 0 ? static_cast<uint64_t>(length) : 0);
+      if (s.resumed && a.etag.empty()) a.etag = s.job.kept->etag;
+    } else if (s.job.kept) {
+      a.kept = s.job.kept->length;
+      a.total = s.job.kept->total;
+      a.etag = s.job.kept->etag;
+      a.kept_hash = std::make_shared<Hasher>();
+      a.kept_hash->CopyFrom(*s.job.kept->hash);
+    }
+    FailedAttempt failed;
+    failed.attempt = s.job.attempts;
+    failed.kept_bytes = a.kept;
+    failed.resumed = a.resumed;
+    failed.token_generation = s.job.token_generation;
+    a.decision = policy_.OnFailure(*a.error, failed, Clock::now());
+    a.decided = true;
+    // Kept for a later attempt, or for the same command run again.
+    bool later = a.decision.action == RetryDecision::kRetry ||
+                 a.decision.action == RetryDecision::kStopRun;
+    if (file && later && a.kept > 0 && a.decision.resume_from == a.kept &&
+        !disk_->failed(*file)) {
+      ending = DiskWriter::Ending::kKeep;
+    } else if (a.decision.resume_from == 0) {
+      a.kept = 0;
+    }
+  }
+  a.job = std::move(s.job);
   idle_streams_.push_back(&s);
 
   if (!file) {
     EndAttempt(std::move(a));
     return;
   }
-  // The attempt ends when the disk has renamed or removed its file.
+  a.committed = ending == DiskWriter::Ending::kCommit;
+  // The attempt ends when the disk has renamed, kept or removed its file.
   uint64_t cookie;
   if (free_cookies_.empty()) {
     cookie = at_disk_.size();
@@ -644,7 +871,7 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
   at_disk_[cookie] = std::move(a);
   ++disk_pending_;
   disk_->SetCookie(*file, cookie);
-  disk_->Finish(*file, commit);
+  disk_->Finish(*file, ending);
 }
 
 void TransferLoop::OnDiskDone(uint64_t cookie, const Status& status) {
@@ -653,31 +880,52 @@ void TransferLoop::OnDiskDone(uint64_t cookie, const Status& status) {
   free_cookies_.push_back(cookie);
   --disk_pending_;
   // A local error explains a stopped transfer better than curl's word.
-  if (!status.ok()) a.error = status.error();
+  if (!status.ok()) {
+    a.error = status.error();
+    a.committed = false;
+    a.kept = 0;
+    a.decided = false;  // a different error: ask again
+  }
   EndAttempt(std::move(a));
 }
 
 void TransferLoop::EndAttempt(Attempt a) {
   if (!a.error) {
+    if (a.committed) RecordFinished(a.job);
     Decide(a);
     return;
   }
   Job& job = a.job;
   const Error& error = *a.error;
+  job.last_error = error;
+  RetryDecision next = a.decision;
+  if (!a.decided) {
+    FailedAttempt failed;
+    failed.attempt = job.attempts;
+    failed.kept_bytes = a.kept;
+    failed.resumed = a.resumed;
+    failed.token_generation = job.token_generation;
+    next = policy_.OnFailure(error, failed, Clock::now());
+  }
+  if (next.action == RetryDecision::kRefreshToken) {
+    if (!stopping_ && RefreshToken()) {
+      next.action = RetryDecision::kRetry;
+      next.not_before = Clock::now();
+    } else {
+      next.action = RetryDecision::kStopRun;
+    }
+  }
+  if (next.action == RetryDecision::kRetry && !stopping_) {
+    Retry(std::move(job), next, error, a);
+    return;
+  }
   // Once the run stops, the files still in flight fail for the same
   // reason; it was said once already.
   bool said = stopping_ && error.retry_class() == RetryClass::kStopRun;
-  if (error.retry_class() == RetryClass::kStopRun) StopRun(error);
-  RetryDecision next = policy_.OnFailure(error, job.attempts, Clock::now());
-  if (next.retry && !stopping_) {
-    double wait =
-        std::chrono::duration<double>(next.not_before - Clock::now()).count();
-    log_->warn("{:?}: attempt {}/{} failed: {}; retrying in {:.1f} s", job.path,
-               job.attempts, policy_.options().max_attempts, error.message(),
-               std::max(wait, 0.0));
-    report_->AddRetry();
-    delayed_.emplace(next.not_before, std::move(job));
-    return;
+  if (next.action == RetryDecision::kStopRun) StopRun(error);
+  if (a.kept > 0 && journal_ != nullptr) {
+    // Left for the same command to continue.
+    journal_->RecordPart(job.url, job.local, {a.kept, a.total, a.etag});
   }
   log_->log(said ? spdlog::level::debug : spdlog::level::err, "{:?}: {}",
             job.path, error.message());
@@ -690,6 +938,79 @@ void TransferLoop::EndAttempt(Attempt a) {
   result.seconds = SecondsSince(job.first_start);
   result.error = &error;
   Finish(job, result);
+}
+
+void TransferLoop::Retry(Job job, const RetryDecision& next,
+                         const Error& error, const Attempt& a) {
+  if (next.resume_from > 0) {
+    Job::Kept kept;
+    kept.length = next.resume_from;
+    kept.total = a.total;
+    kept.etag = a.etag;
+    kept.hash = a.kept_hash;
+    job.kept = std::move(kept);
+    if (journal_ != nullptr) {
+      journal_->RecordPart(job.url, job.local, {a.kept, a.total, a.etag});
+    }
+  } else {
+    job.kept.reset();
+  }
+  if (!job.failing) {
+    job.failing = true;
+    policy_.FileFailing();
+  }
+  double wait =
+      std::chrono::duration<double>(next.not_before - Clock::now()).count();
+  std::string from =
+      next.resume_from > 0 ? fmt::format(" from byte {}", next.resume_from)
+                           : "";
+  log_->warn("{:?}: attempt {}/{} failed: {}; retrying{} in {:.1f} s",
+             job.path, job.attempts, policy_.options().max_attempts,
+             error.message(), from, std::max(wait, 0.0));
+  report_->AddRetry();
+  if (next.resume_from > 0) report_->AddResumed();
+  delayed_.emplace(next.not_before, std::move(job));
+}
+
+// A download has its final name: a later run of the same command need not
+// fetch it again while it stays as it is now.
+void TransferLoop::RecordFinished(const Job& job) {
+  if (journal_ == nullptr) return;
+  struct stat st {};
+  if (::lstat(job.local.c_str(), &st) != 0) return;
+  journal_->RecordDone(
+      job.url, job.local,
+      {static_cast<uint64_t>(st.st_size),
+       st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+       static_cast<uint64_t>(st.st_ino)});
+}
+
+// Notes in the journal how far each large download in flight has reached
+// the file system, so that a kill loses little; and syncs the journal now
+// and then.
+void TransferLoop::Checkpoint(Clock::time_point now) {
+  if (journal_ == nullptr || now < next_checkpoint_) return;
+  next_checkpoint_ = now + kCheckpointEvery;
+  for (auto& sp : streams_) {
+    Stream& s = *sp;
+    if (!s.file || s.job.step != Step::kGet) continue;
+    uint64_t written = disk_->written(*s.file);
+    if (written < kCheckpointBytes || written == s.checkpointed) continue;
+    s.checkpointed = written;
+    curl_off_t length = -1;
+    curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    uint64_t total = s.resumed ? s.job.kept->total
+                               : (length > 0 ? static_cast<uint64_t>(length) : 0);
+    journal_->RecordPart(s.job.url, s.job.local, {written, total, s.etag});
+  }
+  bool sync = now >= next_journal_sync_;
+  if (sync) next_journal_sync_ = now + kJournalSyncEvery;
+  journal_->Flush(sync);
+  if (journal_->write_error() && !said_journal_error_) {
+    said_journal_error_ = true;
+    log_->warn("{}; an interrupted run may fetch some files again",
+               journal_->write_error()->message());
+  }
 }
 
 // A request succeeded: the file is done, or the answer says what to do
@@ -827,23 +1148,26 @@ void TransferLoop::Decide(Attempt& a) {
 }
 
 void TransferLoop::Finish(const Job& job, const FileResult& result) {
-  report_->FileDone(result);
+  FileResult with_history = result;
+  if (job.last_error && result.error == nullptr) {
+    with_history.last_error = &*job.last_error;
+  }
+  report_->FileDone(with_history);
+  if (job.failing) policy_.FileRecovered();
   ReleaseKey(job.key());
 }
 
-// Abandons every transfer in flight; a download's file is removed by the
-// disk writer, an upload never completes, and the attempts end as failed
-// through the usual path.
-void TransferLoop::Interrupt() {
-  Error interrupted(ErrorCode::kInterrupted, RetryClass::kStopRun,
-                    "interrupted");
-  StopRun(interrupted);
+// Abandons every transfer in flight: a download keeps what it has written
+// (the journal says how much), an upload never completes, and the attempts
+// end as failed through the usual path.
+void TransferLoop::Abandon(const Error& error) {
+  StopRun(error);
   for (auto& s : streams_) {
     if (std::find(idle_streams_.begin(), idle_streams_.end(), s.get()) !=
         idle_streams_.end()) {
       continue;
     }
-    s->local_error = interrupted;
+    s->local_error = error;
     OnTransferDone(*s, CURLE_ABORTED_BY_CALLBACK);
   }
 }
@@ -854,8 +1178,14 @@ void TransferLoop::StopRun(const Error& error) {
   log_->error("stopping the run: {}", error.message());
   report_->StopRun(error);
   planner_->Stop();
-  // Retries that were waiting will not run; count them as failed.
+  // Retries that were waiting will not run; count them as failed, and
+  // leave the bytes they kept to the same command run again.
   for (auto& [when, job] : delayed_) {
+    if (job.kept && journal_ != nullptr) {
+      journal_->RecordPart(job.url, job.local,
+                           {job.kept->length, job.kept->total, job.kept->etag});
+    }
+    if (job.failing) policy_.FileRecovered();
     FileResult result;
     result.path = &job.path;
     result.outcome = Outcome::kFailed;

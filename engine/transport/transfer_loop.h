@@ -21,6 +21,7 @@
 
 #include "disk/disk_reader.h"
 #include "disk/disk_writer.h"
+#include "disk/journal.h"
 #include "ferry/digest.h"
 #include "ferry/retry_policy.h"
 #include "ferry/run.h"
@@ -33,9 +34,11 @@ namespace ferry {
 class TransferLoop {
  public:
   // `disk` is needed by downloads, `reader` by uploads; either may be
-  // null when the run does not need it.
+  // null when the run does not need it. `journal`, when not null, learns
+  // which downloads are finished and which are kept partial.
   TransferLoop(const RunOptions& options, Planner* planner, DiskWriter* disk,
-               DiskReader* reader, Report* report, spdlog::logger* log);
+               DiskReader* reader, Journal* journal, Report* report,
+               spdlog::logger* log);
   ~TransferLoop();
   TransferLoop(const TransferLoop&) = delete;
   TransferLoop& operator=(const TransferLoop&) = delete;
@@ -53,6 +56,8 @@ class TransferLoop {
   struct Attempt;  // an ended transfer whose file the disk still finishes
 
   void ConfigureHandle(Stream& s);
+  void SetAuthorization(const std::string& token);
+  bool RefreshToken();
   void Admit(Clock::time_point now);
   std::optional<Job> NextJob(Clock::time_point now);
   bool ClaimKey(Job& job);
@@ -65,9 +70,13 @@ class TransferLoop {
   void OnDiskDone(uint64_t cookie, const Status& status);
   void EndAttempt(Attempt attempt);
   void Decide(Attempt& attempt);
+  void Retry(Job job, const RetryDecision& next, const Error& error,
+             const Attempt& attempt);
   void Finish(const Job& job, const FileResult& result);
   void StopRun(const Error& error);
-  void Interrupt();
+  void Abandon(const Error& error);
+  void Checkpoint(Clock::time_point now);
+  void RecordFinished(const Job& job);
   bool Finished() const;
   int PollTimeoutMs(Clock::time_point now);
 
@@ -75,12 +84,14 @@ class TransferLoop {
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnRead(char* data, size_t size, size_t count, void* user);
   size_t Receive(Stream& s, const char* data, size_t size);
+  bool BeginFile(Stream& s);
   size_t Send(Stream& s, char* data, size_t size);
 
   const RunOptions& options_;
   Planner* planner_;
   DiskWriter* disk_;
   DiskReader* reader_;
+  Journal* journal_;
   Report* report_;
   spdlog::logger* log_;
   RetryPolicy policy_;
@@ -88,6 +99,11 @@ class TransferLoop {
   CURLM* multi_ = nullptr;
   curl_slist* headers_ = nullptr;
   curl_slist* put_headers_ = nullptr;
+  // Header lists replaced by a token refresh, kept while transfers that
+  // started with them may still read them.
+  std::vector<curl_slist*> retired_headers_;
+  std::string token_;
+  int token_generation_ = 0;
   std::vector<std::unique_ptr<Stream>> streams_;
   std::vector<Stream*> idle_streams_;
 
@@ -101,10 +117,22 @@ class TransferLoop {
   // Keys of the jobs started or waiting for a retry, each with the later
   // entries for the same key that wait for it to end.
   std::unordered_map<std::string, std::vector<Job>> busy_keys_;
+  // Every key the manifest has named so far (as a digest), with its line
+  // and a digest of its URL and local path, to tell a repeated entry from
+  // two entries that want one destination.
+  struct SeenKey {
+    uint64_t line;
+    uint64_t entry;
+  };
+  std::unordered_map<uint64_t, SeenKey> seen_keys_;
   std::deque<Job> unblocked_;  // waited, and may start now
   bool plan_done_ = false;
   bool stopping_ = false;
   bool said_no_mtime_ = false;  // warned that the collection sends no time
+  bool said_journal_error_ = false;
+  Clock::time_point run_start_ = Clock::now();
+  Clock::time_point next_checkpoint_ = run_start_;
+  Clock::time_point next_journal_sync_ = run_start_;
 };
 
 }  // namespace ferry

@@ -49,6 +49,10 @@ void Hasher::Update(const void* data, size_t size) {
   XXH3_128bits_update(&state_->xxh, data, size);
 }
 
+void Hasher::CopyFrom(const Hasher& other) {
+  XXH3_copyState(&state_->xxh, &other.state_->xxh);
+}
+
 Digest128 Hasher::Final() const {
   XXH128_hash_t h = XXH3_128bits_digest(&state_->xxh);
   return {h.high64, h.low64};

@@ -266,7 +266,7 @@ TEST_F(Get, UnreachableCollectionIsRetriedThenReported) {
   EXPECT_TRUE(ListTree(dest_).empty());
 }
 
-TEST_F(Get, RepeatedEntriesNeverWriteTheSameFileAtOnce) {
+TEST_F(Get, RepeatedEntriesAreFetchedOnce) {
   const std::string data = RandomBytes(24u << 20, 5);
   Serve("twice", data);
   Serve("other", "other");
@@ -274,11 +274,43 @@ TEST_F(Get, RepeatedEntriesNeverWriteTheSameFileAtOnce) {
                                   "twice\t" + std::to_string(data.size())}),
                         TestCollection().token_rw_file, {"--streams", "4"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("listed again on line 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 3 repeats line 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 4 repeats line 1"), std::string::npos) << r.err;
   ExpectSameTree();
   std::vector<Json> report = Report();
   ASSERT_EQ(report.size(), 4u);
-  for (const Json& line : report) EXPECT_EQ(line["status"], "ok");
+  int ok = 0, skipped = 0;
+  for (const Json& line : report) {
+    if (line["status"] == "ok") ++ok;
+    if (line["status"] == "skipped") {
+      ++skipped;
+      EXPECT_EQ(line["reason"], "duplicate of line 1");
+    }
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(skipped, 2);
+  int gets = 0;
+  for (const Request& q : Requests()) {
+    if (q.method == "GET" && q.target.find("twice") != std::string::npos) {
+      ++gets;
+    }
+  }
+  EXPECT_EQ(gets, 1);
+}
+
+TEST_F(Get, TwoSourcesForOneDestinationNeverWriteItAtOnce) {
+  const std::string a = RandomBytes(24u << 20, 6);
+  Serve("a", a);
+  Serve("b", "the later entry wins");
+  RunResult r = GetWith(Manifest({"a same", "b same"}),
+                        TestCollection().token_rw_file,
+                        {"--streams", "4", "--format", "globus-batch"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("line 2 names the same destination"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(ListTree(dest_), std::vector<std::string>{"same"});
+  EXPECT_EQ(ReadFile(dest_ / "same"), "the later entry wins");
 }
 
 TEST_F(Get, NamesAsLongAsTheFileSystemAllows) {

@@ -66,18 +66,18 @@ TEST_F(DiskWriterTest, CommittedFilesGetTheirFinalNames) {
   std::string big(100000, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 251);
   DiskWriter::FileId a, b, c;
-  ASSERT_TRUE(disk_->Begin((dir_ / "x/y/small").string(), 1, 1, &a).ok());
-  ASSERT_TRUE(disk_->Begin((dir_ / "x/big").string(), 1, 2, &b).ok());
-  ASSERT_TRUE(disk_->Begin((dir_ / "empty").string(), 1, 3, &c).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "x/y/small").string(), 0, 1, &a).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "x/big").string(), 0, 2, &b).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "empty").string(), 0, 3, &c).ok());
   disk_->Append(a, "hello", 5);
   // Odd-sized pieces, as the network delivers them.
   for (size_t at = 0; at < big.size(); at += 1000) {
     disk_->Append(b, big.data() + at, std::min<size_t>(1000, big.size() - at));
     disk_->Submit();
   }
-  disk_->Finish(a, true);
-  disk_->Finish(b, true);
-  disk_->Finish(c, true);
+  disk_->Finish(a, DiskWriter::Ending::kCommit);
+  disk_->Finish(b, DiskWriter::Ending::kCommit);
+  disk_->Finish(c, DiskWriter::Ending::kCommit);
   Drain();
   EXPECT_EQ(done_[1], "ok");
   EXPECT_EQ(done_[2], "ok");
@@ -96,12 +96,12 @@ TEST_F(DiskWriterTest, NeverWritesThroughAStaleOrPlantedTemporaryName) {
   fs::create_symlink(dir_ / "victim", dir_ / ".f.ferry-part");
   std::ofstream(dir_ / ".g.ferry-part") << "stale bytes from an old run";
   DiskWriter::FileId f, g;
-  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 1, 1, &f).ok());
-  ASSERT_TRUE(disk_->Begin((dir_ / "g").string(), 1, 2, &g).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 0, 1, &f).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "g").string(), 0, 2, &g).ok());
   disk_->Append(f, "new f", 5);
   disk_->Append(g, "new g", 5);
-  disk_->Finish(f, true);
-  disk_->Finish(g, true);
+  disk_->Finish(f, DiskWriter::Ending::kCommit);
+  disk_->Finish(g, DiskWriter::Ending::kCommit);
   Drain();
   EXPECT_EQ(done_[1], "ok");
   EXPECT_EQ(done_[2], "ok");
@@ -115,9 +115,9 @@ TEST_F(DiskWriterTest, NeverWritesThroughAStaleOrPlantedTemporaryName) {
 TEST_F(DiskWriterTest, NamesUpToTheFileSystemLimitWork) {
   std::string name(255, 'n');
   DiskWriter::FileId id;
-  ASSERT_TRUE(disk_->Begin((dir_ / name).string(), 3, 4, &id).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / name).string(), 0, 4, &id).ok());
   disk_->Append(id, "long", 4);
-  disk_->Finish(id, true);
+  disk_->Finish(id, DiskWriter::Ending::kCommit);
   Drain();
   EXPECT_EQ(done_[4], "ok");
   EXPECT_EQ(Read(dir_ / name), "long");
@@ -126,14 +126,14 @@ TEST_F(DiskWriterTest, NamesUpToTheFileSystemLimitWork) {
 
 TEST_F(DiskWriterTest, AbandonedFilesLeaveNothing) {
   DiskWriter::FileId a, b;
-  ASSERT_TRUE(disk_->Begin((dir_ / "a").string(), 1, 1, &a).ok());
-  ASSERT_TRUE(disk_->Begin((dir_ / "b").string(), 1, 2, &b).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "a").string(), 0, 1, &a).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "b").string(), 0, 2, &b).ok());
   std::string data(20000, 'z');  // spans buffers: the file gets opened
   disk_->Append(a, data.data(), data.size());
   disk_->Append(b, "x", 1);
   disk_->Submit();
-  disk_->Finish(a, false);
-  disk_->Finish(b, false);
+  disk_->Finish(a, DiskWriter::Ending::kAbandon);
+  disk_->Finish(b, DiskWriter::Ending::kAbandon);
   Drain();
   EXPECT_EQ(done_[1], "ok");
   EXPECT_EQ(done_[2], "ok");
@@ -143,9 +143,9 @@ TEST_F(DiskWriterTest, AbandonedFilesLeaveNothing) {
 TEST_F(DiskWriterTest, ReplacesAnExistingFileAtomically) {
   std::ofstream(dir_ / "f") << "old contents, longer";
   DiskWriter::FileId id;
-  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 1, 7, &id).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 0, 7, &id).ok());
   disk_->Append(id, "new", 3);
-  disk_->Finish(id, true);
+  disk_->Finish(id, DiskWriter::Ending::kCommit);
   Drain();
   EXPECT_EQ(Read(dir_ / "f"), "new");
   EXPECT_EQ(Names(), std::vector<std::string>{"f"});
@@ -154,7 +154,7 @@ TEST_F(DiskWriterTest, ReplacesAnExistingFileAtomically) {
 TEST_F(DiskWriterTest, ReportsAFolderThatCannotBeMade) {
   std::ofstream(dir_ / "file") << "a file where a folder should be";
   DiskWriter::FileId id;
-  Status s = disk_->Begin((dir_ / "file/sub/x").string(), 1, 1, &id);
+  Status s = disk_->Begin((dir_ / "file/sub/x").string(), 0, 1, &id);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("cannot create directory"),
             std::string::npos);
@@ -165,9 +165,9 @@ TEST_F(DiskWriterTest, ReportsAFileThatCannotBeCreated) {
   // temporary file must be removed.
   fs::create_directories(dir_ / "taken/inner");
   DiskWriter::FileId id;
-  ASSERT_TRUE(disk_->Begin((dir_ / "taken").string(), 1, 5, &id).ok());
+  ASSERT_TRUE(disk_->Begin((dir_ / "taken").string(), 0, 5, &id).ok());
   disk_->Append(id, "data", 4);
-  disk_->Finish(id, true);
+  disk_->Finish(id, DiskWriter::Ending::kCommit);
   Drain();
   EXPECT_NE(done_[5].find("cannot rename"), std::string::npos) << done_[5];
   EXPECT_EQ(Names(), (std::vector<std::string>{"taken", "taken/inner"}));

@@ -15,28 +15,49 @@ Error Transient() {
   return Error(ErrorCode::kNetwork, RetryClass::kTransient, "reset");
 }
 
+RetryOptions Options(int attempts, milliseconds base, milliseconds cap) {
+  RetryOptions o;
+  o.max_attempts = attempts;
+  o.base_delay = base;
+  o.max_delay = cap;
+  return o;
+}
+
+FailedAttempt Nth(int attempt, uint64_t kept = 0) {
+  FailedAttempt a;
+  a.attempt = attempt;
+  a.kept_bytes = kept;
+  return a;
+}
+
+bool Retries(const RetryDecision& d) {
+  return d.action == RetryDecision::kRetry;
+}
+
 TEST(RetryPolicy, RetriesTransientErrorsUpToTheLimit) {
-  RetryPolicy policy({3, milliseconds(100), milliseconds(1000)}, 1);
+  RetryPolicy policy(Options(3, milliseconds(100), milliseconds(1000)), 1);
   Clock::time_point now{};
-  EXPECT_TRUE(policy.OnFailure(Transient(), 1, now).retry);
-  EXPECT_TRUE(policy.OnFailure(Transient(), 2, now).retry);
-  EXPECT_FALSE(policy.OnFailure(Transient(), 3, now).retry);
+  EXPECT_TRUE(Retries(policy.OnFailure(Transient(), Nth(1), now)));
+  EXPECT_TRUE(Retries(policy.OnFailure(Transient(), Nth(2), now)));
+  EXPECT_FALSE(Retries(policy.OnFailure(Transient(), Nth(3), now)));
 }
 
 TEST(RetryPolicy, NeverRetriesPermanentOrRunStoppingErrors) {
-  RetryPolicy policy({5, milliseconds(100), milliseconds(1000)}, 1);
+  RetryPolicy policy(Options(5, milliseconds(100), milliseconds(1000)), 1);
   Clock::time_point now{};
   Error permanent(ErrorCode::kHttp, RetryClass::kPermanent, "404");
-  Error stop(ErrorCode::kAuth, RetryClass::kStopRun, "401");
-  EXPECT_FALSE(policy.OnFailure(permanent, 1, now).retry);
-  EXPECT_FALSE(policy.OnFailure(stop, 1, now).retry);
+  Error full(ErrorCode::kLocalIo, RetryClass::kStopRun, "no space");
+  EXPECT_EQ(policy.OnFailure(permanent, Nth(1), now).action,
+            RetryDecision::kGiveUp);
+  EXPECT_EQ(policy.OnFailure(full, Nth(1), now).action,
+            RetryDecision::kStopRun);
 }
 
 TEST(RetryPolicy, BackoffGrowsAndStaysUnderTheCap) {
-  RetryPolicy policy({100, milliseconds(100), milliseconds(1000)}, 42);
+  RetryPolicy policy(Options(100, milliseconds(100), milliseconds(1000)), 42);
   Clock::time_point now{};
   for (int attempt = 1; attempt < 60; ++attempt) {
-    auto wait = policy.OnFailure(Transient(), attempt, now).not_before - now;
+    auto wait = policy.OnFailure(Transient(), Nth(attempt), now).not_before - now;
     milliseconds ceiling =
         std::min(milliseconds(1000),
                  milliseconds(100) * (1 << std::min(attempt - 1, 20)));
@@ -46,22 +67,89 @@ TEST(RetryPolicy, BackoffGrowsAndStaysUnderTheCap) {
 }
 
 TEST(RetryPolicy, JitterSpreadsFilesThatFailTogether) {
-  RetryPolicy policy({10, milliseconds(1000), milliseconds(60000)}, 7);
+  RetryPolicy policy(Options(10, milliseconds(1000), milliseconds(60000)), 7);
   Clock::time_point now{};
   std::set<Clock::time_point> distinct;
   for (int i = 0; i < 20; ++i) {
-    distinct.insert(policy.OnFailure(Transient(), 4, now).not_before);
+    distinct.insert(policy.OnFailure(Transient(), Nth(4), now).not_before);
   }
   EXPECT_GT(distinct.size(), 10u);
 }
 
 TEST(RetryPolicy, HonoursRetryAfter) {
-  RetryPolicy policy({5, milliseconds(10), milliseconds(20)}, 1);
+  RetryPolicy policy(Options(5, milliseconds(10), milliseconds(20)), 1);
   Clock::time_point now{};
   Error busy = ErrorFromHttpStatus(503, "", "", "7");
-  RetryDecision d = policy.OnFailure(busy, 1, now);
-  ASSERT_TRUE(d.retry);
+  RetryDecision d = policy.OnFailure(busy, Nth(1), now);
+  ASSERT_TRUE(Retries(d));
   EXPECT_GE(d.not_before - now, std::chrono::seconds(7));
+}
+
+TEST(RetryPolicy, RetryAfterHoldsBackTheWholeRun) {
+  RetryPolicy policy(Options(5, milliseconds(10), milliseconds(20)), 1);
+  Clock::time_point now{};
+  EXPECT_TRUE(policy.MayStartFile(now));
+  (void)policy.OnFailure(ErrorFromHttpStatus(429, "", "", "3"), Nth(1), now);
+  EXPECT_FALSE(policy.MayStartFile(now + std::chrono::seconds(2)));
+  EXPECT_FALSE(policy.MayRetry(now + std::chrono::seconds(2)));
+  EXPECT_TRUE(policy.MayStartFile(now + std::chrono::seconds(3)));
+  EXPECT_EQ(policy.held(), std::chrono::seconds(3));
+  // A plain 503 slows only its own file.
+  (void)policy.OnFailure(ErrorFromHttpStatus(503, "", "", ""), Nth(1),
+                         now + std::chrono::seconds(4));
+  EXPECT_TRUE(policy.MayStartFile(now + std::chrono::seconds(4)));
+}
+
+TEST(RetryPolicy, TooManyFailingFilesStopNewStarts) {
+  RetryOptions o = Options(5, milliseconds(10), milliseconds(20));
+  o.max_failing = 2;
+  RetryPolicy policy(o, 1);
+  Clock::time_point now{};
+  policy.FileFailing();
+  EXPECT_TRUE(policy.MayStartFile(now));
+  policy.FileFailing();
+  EXPECT_FALSE(policy.MayStartFile(now));
+  EXPECT_TRUE(policy.MayRetry(now));
+  policy.FileRecovered();
+  EXPECT_TRUE(policy.MayStartFile(now));
+}
+
+TEST(RetryPolicy, DownloadsContinueFromTheirKeptBytes) {
+  RetryPolicy policy(Options(5, milliseconds(10), milliseconds(20)), 1);
+  Clock::time_point now{};
+  RetryDecision d = policy.OnFailure(
+      Error(ErrorCode::kTruncated, RetryClass::kTransient, "short"),
+      Nth(1, 4096), now);
+  ASSERT_TRUE(Retries(d));
+  EXPECT_EQ(d.resume_from, 4096u);
+  // A resumed file whose digest is wrong starts over, once more.
+  FailedAttempt resumed = Nth(2, 8192);
+  resumed.resumed = true;
+  d = policy.OnFailure(
+      Error(ErrorCode::kChecksum, RetryClass::kPermanent, "digest"), resumed,
+      now);
+  ASSERT_TRUE(Retries(d));
+  EXPECT_EQ(d.resume_from, 0u);
+  // A file that was not resumed and has a wrong digest is not retried.
+  EXPECT_FALSE(Retries(policy.OnFailure(
+      Error(ErrorCode::kChecksum, RetryClass::kPermanent, "digest"), Nth(1),
+      now)));
+}
+
+TEST(RetryPolicy, ARefusedTokenIsRefreshedOncePerToken) {
+  RetryPolicy policy(Options(5, milliseconds(10), milliseconds(20)), 1);
+  Clock::time_point now{};
+  Error refused = ErrorFromHttpStatus(401, "", "", "");
+  EXPECT_EQ(policy.OnFailure(refused, Nth(1), now).action,
+            RetryDecision::kRefreshToken);
+  policy.OnTokenRefreshed(1);
+  // Sent with the old token: try again with the new one.
+  EXPECT_EQ(policy.OnFailure(refused, Nth(1), now).action,
+            RetryDecision::kRetry);
+  FailedAttempt with_new = Nth(2);
+  with_new.token_generation = 1;
+  EXPECT_EQ(policy.OnFailure(refused, with_new, now).action,
+            RetryDecision::kRefreshToken);
 }
 
 TEST(HttpStatus, ClassifiesLikeTheCollectionMeansIt) {

@@ -34,6 +34,8 @@ class Hasher {
   void Reset();
   void Update(const void* data, size_t size);
   Digest128 Final() const;
+  // Takes over another hasher's progress: both go on from the same bytes.
+  void CopyFrom(const Hasher& other);
 
  private:
   struct State;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,11 @@ struct RunOptions {
   std::string local_dir;  // get: destination, created if missing; put:
                           // source; not used by rm and stat
   std::string token;      // bearer token; empty for public collections
+  // Asked once when the collection refuses the token (401): returns a
+  // fresh token, or the same or an empty one when there is none. Called on
+  // the transfer loop's thread; may be empty.
+  std::function<std::string()> refresh_token;
+  bool insecure = false;  // do not verify the collection's certificate
   std::string ca_file;    // CA bundle for the collection; empty: system's
   std::string report;     // JSON lines report file; empty: none
 
@@ -66,8 +72,9 @@ struct RunOptions {
 
   // Set (from any thread or a signal handler) to stop the run: no new
   // file starts, transfers in flight are abandoned (a download's
-  // temporary file is removed, an upload never completes), the report is
-  // completed. Null: never.
+  // temporary file is kept and journaled so that the same command
+  // continues it, an upload never completes), the report is completed.
+  // Null: never.
   const std::atomic<bool>* interrupt = nullptr;
 
   // Where log lines go; nullptr for spdlog's default logger.
@@ -86,6 +93,8 @@ struct RunSummary {
   uint64_t not_attempted = 0;  // never started because the run stopped
   uint64_t bytes = 0;          // bytes of the files moved
   uint64_t retries = 0;        // attempts after a file's first
+  uint64_t resumed = 0;        // downloads continued from kept bytes
+  double held_seconds = 0;     // new requests held back by Retry-After
   double seconds = 0;
   std::optional<Error> stopped_by;    // why the run stopped early, if it did
   std::optional<Error> report_error;  // the report could not be written

@@ -1,0 +1,193 @@
+#include "disk/journal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace ferry {
+namespace {
+
+// Records are handed to the kernel once this many bytes wait.
+constexpr size_t kFlushBytes = 64 * 1024;
+
+// ".NAME.ferry-journal" beside `dir`, so that the folder itself ends up
+// holding nothing but the files; inside it when the parent cannot take it.
+std::string JournalPathFor(const std::string& dir) {
+  std::string trimmed = dir;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  size_t slash = trimmed.rfind('/');
+  std::string parent =
+      slash == std::string::npos ? "." : trimmed.substr(0, slash == 0 ? 1 : slash);
+  std::string name =
+      slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
+  if (name.empty() || name == "." || name == ".." ||
+      ::access(parent.c_str(), W_OK) != 0) {
+    return trimmed + "/.ferry-journal";
+  }
+  return (parent == "/" ? "" : parent) + "/." + name + ".ferry-journal";
+}
+
+}  // namespace
+
+Status Journal::Open(const std::string& dir, std::unique_ptr<Journal>* out) {
+  std::unique_ptr<Journal> j(new Journal());
+  j->path_ = JournalPathFor(dir);
+  j->fd_ = ::open(j->path_.c_str(),
+                  O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (j->fd_ < 0) {
+    return ErrorFromErrno(errno, "cannot open the run's journal " + j->path_);
+  }
+  if (::flock(j->fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Error(ErrorCode::kUsage, RetryClass::kStopRun,
+                   "another ferry run is writing to " + dir + " (it holds " +
+                       j->path_ + ")");
+    }
+    return ErrorFromErrno(errno, "cannot lock the run's journal " + j->path_);
+  }
+  j->Load();
+  *out = std::move(j);
+  return {};
+}
+
+Journal::~Journal() {
+  Flush(false);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+uint64_t Journal::Key(const std::string& url, const std::string& local) {
+  Hasher h;
+  h.Update(url.data(), url.size());
+  h.Update("", 1);
+  h.Update(local.data(), local.size());
+  return h.Final().low;
+}
+
+void Journal::Load() {
+  int fd = ::dup(fd_);
+  if (fd < 0) return;
+  std::FILE* in = ::fdopen(fd, "r");
+  if (in == nullptr) {
+    ::close(fd);
+    return;
+  }
+  std::rewind(in);
+  char* line = nullptr;
+  size_t capacity = 0;
+  ssize_t n;
+  while ((n = ::getline(&line, &capacity, in)) > 0) {
+    // A line without its newline was being written when a run died; the
+    // next record must not be glued to it.
+    if (line[n - 1] != '\n') {
+      buffer_ = "\n";
+      break;
+    }
+    nlohmann::json e = nlohmann::json::parse(line, line + n, nullptr, false);
+    if (!e.is_object() || !e.contains("url") || !e.contains("local")) continue;
+    const nlohmann::json& url = e["url"];
+    const nlohmann::json& local = e["local"];
+    if (!url.is_string() || !local.is_string()) continue;
+    uint64_t key = Key(url.get<std::string>(), local.get<std::string>());
+    std::string kind = e.value("k", "");
+    if (kind == "done") {
+      Done d;
+      d.size = e.value("size", uint64_t{0});
+      d.mtime_ns = e.value("mtime_ns", int64_t{0});
+      d.ino = e.value("ino", uint64_t{0});
+      done_[key] = d;
+      parts_.erase(key);
+    } else if (kind == "part") {
+      Part p;
+      p.length = e.value("length", uint64_t{0});
+      p.total = e.value("total", uint64_t{0});
+      p.etag = e.value("etag", "");
+      parts_[key] = p;
+      done_.erase(key);
+    } else if (kind == "drop") {
+      parts_.erase(key);
+      done_.erase(key);
+    }
+  }
+  std::free(line);
+  std::fclose(in);
+  done_count_ = done_.size();
+  part_count_ = parts_.size();
+}
+
+const Journal::Done* Journal::FindDone(const std::string& url,
+                                       const std::string& local) const {
+  auto it = done_.find(Key(url, local));
+  return it == done_.end() ? nullptr : &it->second;
+}
+
+const Journal::Part* Journal::FindPart(const std::string& url,
+                                       const std::string& local) const {
+  auto it = parts_.find(Key(url, local));
+  return it == parts_.end() ? nullptr : &it->second;
+}
+
+void Journal::RecordDone(const std::string& url, const std::string& local,
+                         const Done& done) {
+  Append(nlohmann::json{{"k", "done"},
+                        {"url", url},
+                        {"local", local},
+                        {"size", done.size},
+                        {"mtime_ns", done.mtime_ns},
+                        {"ino", done.ino}}
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void Journal::RecordPart(const std::string& url, const std::string& local,
+                         const Part& part) {
+  Append(nlohmann::json{{"k", "part"},
+                        {"url", url},
+                        {"local", local},
+                        {"length", part.length},
+                        {"total", part.total},
+                        {"etag", part.etag}}
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void Journal::RecordDropped(const std::string& url, const std::string& local) {
+  Append(nlohmann::json{{"k", "drop"}, {"url", url}, {"local", local}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void Journal::Append(const std::string& line) {
+  buffer_ += line;
+  buffer_ += '\n';
+  if (buffer_.size() >= kFlushBytes) Flush(false);
+}
+
+void Journal::Flush(bool sync) {
+  if (fd_ < 0) return;
+  size_t at = 0;
+  while (at < buffer_.size()) {
+    ssize_t n = ::write(fd_, buffer_.data() + at, buffer_.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (!write_error_) {
+        write_error_ = ErrorFromErrno(errno, "cannot write the journal " + path_);
+      }
+      break;
+    }
+    at += static_cast<size_t>(n);
+  }
+  buffer_.clear();
+  if (sync && ::fdatasync(fd_) != 0 && !write_error_) {
+    write_error_ = ErrorFromErrno(errno, "cannot sync the journal " + path_);
+  }
+}
+
+void Journal::Remove() {
+  buffer_.clear();
+  ::unlink(path_.c_str());
+  ::close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace ferry
