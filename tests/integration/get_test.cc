@@ -390,19 +390,20 @@ TEST_F(Get, ReportThatCannotBeWrittenFailsTheRun) {
   EXPECT_NE(r.err.find("cannot write report"), std::string::npos) << r.err;
 }
 
-TEST_F(Get, InterruptStopsCleanlyAndCompletesTheReport) {
+TEST_F(Get, InterruptLeavesPartialFilesThatTheSameCommandContinues) {
   for (int i = 0; i < 3; ++i) {
     Serve("big" + std::to_string(i), RandomBytes(96u << 20, 20 + i));
   }
   std::vector<std::string> args = GetArgs(Manifest({"big0", "big1", "big2"}));
   args.push_back("--token-file");
   args.push_back(TestCollection().token_rw_file);
-  // Interrupt once the first bytes are being written.
+  // Interrupt once some megabytes have been written.
   auto writing = [this] {
     std::error_code ec;
     for (auto& e : fs::directory_iterator(dest_, ec)) {
       if (e.path().filename().string().find(".ferry-part") !=
-          std::string::npos) {
+              std::string::npos &&
+          fs::file_size(e.path(), ec) > (8u << 20)) {
         return true;
       }
     }
@@ -412,11 +413,20 @@ TEST_F(Get, InterruptStopsCleanlyAndCompletesTheReport) {
   EXPECT_EQ(r.exit_code, 128 + SIGINT) << r.err;
   EXPECT_NE(r.err.find("stopped early: interrupted"), std::string::npos)
       << r.err;
-  // Nothing half-written anywhere, and a line for every file started.
+  // Nothing half-written under a final name; partial files stay hidden,
+  // with the journal that says how far they got.
+  size_t partial = 0;
   for (const std::string& name : ListTree(dest_)) {
-    EXPECT_EQ(name.find(".ferry-part"), std::string::npos);
+    if (name.find(".ferry-part") != std::string::npos) {
+      ++partial;
+      continue;
+    }
     EXPECT_TRUE(ReadFile(dest_ / name) == ReadFile(src_ / name)) << name;
   }
+  EXPECT_GE(partial, 1u);
+  const fs::path journal =
+      dest_.parent_path() / ("." + dest_.filename().string() + ".ferry-journal");
+  EXPECT_TRUE(fs::exists(journal));
   std::vector<Json> report = Report();
   EXPECT_FALSE(report.empty());
   for (const Json& line : report) {
@@ -424,6 +434,20 @@ TEST_F(Get, InterruptStopsCleanlyAndCompletesTheReport) {
       EXPECT_EQ(line["error"], "interrupted");
     }
   }
+
+  // The same command again: the partial files go on from their bytes.
+  r = RunFerry(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_FALSE(fs::exists(journal));
+  size_t ranged = 0;
+  for (const Request& q : Requests()) {
+    if (q.method == "GET" && !q.range.empty()) {
+      EXPECT_EQ(q.status, 206) << q.target << " " << q.range;
+      ++ranged;
+    }
+  }
+  EXPECT_EQ(ranged, partial);
 }
 
 }  // namespace

@@ -225,6 +225,18 @@ std::vector<Request> CollectionTest::Requests() const {
     if (!r.protocol.empty() && r.protocol.back() == '"') r.protocol.pop_back();
     size_t serial = conn + 6;
     r.connection = line.substr(serial, line.find('/', serial) - serial);
+    // After the quoted request: STATUS BYTES ... range="VALUE".
+    size_t closing = line.find('"', quote + 1);
+    if (closing != std::string::npos) {
+      std::istringstream rest(line.substr(closing + 1));
+      rest >> r.status;
+    }
+    size_t range = line.find(" range=\"");
+    if (range != std::string::npos) {
+      size_t start = range + 8;
+      r.range = line.substr(start, line.find('"', start) - start);
+      if (r.range == "-") r.range.clear();
+    }
     requests.push_back(r);
   }
   return requests;

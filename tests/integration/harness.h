@@ -57,6 +57,8 @@ struct Request {
   std::string method;
   std::string target;
   std::string protocol;  // "HTTP/1.1" or "HTTP/2.0"
+  int status = 0;
+  std::string range;  // the Range header, if the request had one
 };
 
 // A test with its own source folder on the collection and its own empty

@@ -151,6 +151,50 @@ TEST_F(DiskWriterTest, ReplacesAnExistingFileAtomically) {
   EXPECT_EQ(Names(), std::vector<std::string>{"f"});
 }
 
+TEST_F(DiskWriterTest, AKeptFileIsContinuedFromItsLength) {
+  DiskWriter::FileId id;
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 0, 1, &id).ok());
+  disk_->Append(id, "hello ", 6);
+  disk_->Finish(id, DiskWriter::Ending::kKeep);
+  Drain();
+  EXPECT_EQ(done_[1], "ok");
+  EXPECT_EQ(Names(), std::vector<std::string>{".f.ferry-part"});
+  // Bytes past the kept length (a write that never completed) go.
+  std::ofstream(dir_ / ".f.ferry-part", std::ios::app) << "garbage";
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 6, 2, &id).ok());
+  disk_->Append(id, "world", 5);
+  disk_->Finish(id, DiskWriter::Ending::kCommit);
+  Drain();
+  EXPECT_EQ(done_[2], "ok");
+  EXPECT_EQ(Read(dir_ / "f"), "hello world");
+  EXPECT_EQ(Names(), std::vector<std::string>{"f"});
+}
+
+TEST_F(DiskWriterTest, WrittenLengthFollowsCompletedWrites) {
+  DiskWriter::FileId id;
+  ASSERT_TRUE(disk_->Begin((dir_ / "f").string(), 0, 1, &id).ok());
+  std::string chunk(DiskOptions().buffer_size, 'x');
+  disk_->Append(id, chunk.data(), chunk.size());
+  disk_->Append(id, "tail", 4);
+  // The full buffer may be in flight; the tail is not written yet.
+  EXPECT_LE(disk_->written(id), chunk.size());
+  while (disk_->written(id) < chunk.size()) {
+    disk_->Submit();
+    disk_->Poll([](uint64_t, const Status&) {});
+  }
+  EXPECT_EQ(disk_->written(id), chunk.size());
+  disk_->Finish(id, DiskWriter::Ending::kAbandon);
+  Drain();
+  EXPECT_TRUE(Names().empty());
+}
+
+TEST_F(DiskWriterTest, AContinuedFileThatVanishedIsAnError) {
+  DiskWriter::FileId id;
+  Status s = disk_->Begin((dir_ / "gone").string(), 10, 1, &id);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("cannot continue"), std::string::npos);
+}
+
 TEST_F(DiskWriterTest, ReportsAFolderThatCannotBeMade) {
   std::ofstream(dir_ / "file") << "a file where a folder should be";
   DiskWriter::FileId id;

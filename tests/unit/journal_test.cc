@@ -1,0 +1,92 @@
+#include "disk/journal.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace ferry {
+namespace {
+
+namespace fs = std::filesystem;
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("ferry-journal-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "dest");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string Dest() const { return (root_ / "dest").string(); }
+
+  fs::path root_;
+};
+
+TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
+  {
+    std::unique_ptr<Journal> j;
+    ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+    EXPECT_EQ(j->path(), (root_ / ".dest.ferry-journal").string());
+    j->RecordDone("https://h/a", Dest() + "/a", {5, 123, 77});
+    j->RecordPart("https://h/b", Dest() + "/b", {4096, 10000, "\"e1\""});
+    j->RecordPart("https://h/c", Dest() + "/c", {10, 20, ""});
+    j->RecordDropped("https://h/c", Dest() + "/c");
+    j->Flush(true);
+  }
+  std::unique_ptr<Journal> j;
+  ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+  EXPECT_EQ(j->earlier_done(), 1u);
+  EXPECT_EQ(j->earlier_parts(), 1u);
+  const Journal::Done* done = j->FindDone("https://h/a", Dest() + "/a");
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->size, 5u);
+  EXPECT_EQ(done->mtime_ns, 123);
+  EXPECT_EQ(done->ino, 77u);
+  const Journal::Part* part = j->FindPart("https://h/b", Dest() + "/b");
+  ASSERT_NE(part, nullptr);
+  EXPECT_EQ(part->length, 4096u);
+  EXPECT_EQ(part->total, 10000u);
+  EXPECT_EQ(part->etag, "\"e1\"");
+  EXPECT_EQ(j->FindPart("https://h/c", Dest() + "/c"), nullptr);
+  // Another URL for the same local file is another file.
+  EXPECT_EQ(j->FindDone("https://other/a", Dest() + "/a"), nullptr);
+  j->Remove();
+  EXPECT_FALSE(fs::exists(root_ / ".dest.ferry-journal"));
+}
+
+TEST_F(JournalTest, ALineCutShortByAKillIsIgnored) {
+  {
+    std::ofstream out(root_ / ".dest.ferry-journal");
+    out << R"({"k":"done","url":"u","local":"l","size":1,"mtime_ns":2,"ino":3})"
+        << "\n"
+        << R"({"k":"part","url":"u2","local":"l2","len)";
+  }
+  {
+    std::unique_ptr<Journal> j;
+    ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+    EXPECT_EQ(j->earlier_done(), 1u);
+    EXPECT_EQ(j->earlier_parts(), 0u);
+    // A record after the cut line is not glued to it.
+    j->RecordDone("u3", "l3", {1, 1, 1});
+  }
+  std::unique_ptr<Journal> j;
+  ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+  EXPECT_EQ(j->earlier_done(), 2u);
+  EXPECT_NE(j->FindDone("u3", "l3"), nullptr);
+}
+
+TEST_F(JournalTest, TwoRunsNeverShareAFolder) {
+  std::unique_ptr<Journal> first;
+  ASSERT_TRUE(Journal::Open(Dest(), &first).ok());
+  std::unique_ptr<Journal> second;
+  Status s = Journal::Open(Dest() + "/", &second);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kUsage);
+  EXPECT_NE(s.error().message().find("another ferry run"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry
