@@ -131,6 +131,11 @@ ParsedLine ParseBatchWords(const ShellWords& split, ManifestEntry* entry) {
 ParsedLine ParseBatchLine(std::string_view line, ManifestEntry* entry,
                           ShellWords* scratch) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // A comment line may hold any bytes; a line with paths must be text.
+  size_t first = line.find_first_not_of(" \t");
+  if (first != std::string_view::npos && line[first] != '#') {
+    if (auto bad = CheckUtf8(line)) return {false, *bad};
+  }
   SplitShellWords(line, scratch);
   return ParseBatchWords(*scratch, entry);
 }

@@ -52,10 +52,58 @@ std::optional<std::string> ValidateRelativePath(std::string_view path) {
   }
 }
 
+size_t FindInvalidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    // The length of the sequence a lead byte starts, and the range its
+    // second byte must fall in (RFC 3629, table 3-7 of Unicode): the
+    // narrower ranges exclude overlong forms, surrogates and code points
+    // above U+10FFFF.
+    size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;
+      if (lead == 0xED) high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;
+      if (lead == 0xF4) high = 0x8F;
+    } else {
+      return i;
+    }
+    if (text.size() - i < length) return i;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if (next < (k == 1 ? low : 0x80) || next > (k == 1 ? high : 0xBF)) {
+        return i;
+      }
+    }
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
+std::optional<std::string> CheckUtf8(std::string_view line) {
+  size_t bad = FindInvalidUtf8(line);
+  if (bad == std::string_view::npos) return std::nullopt;
+  return fmt::format("invalid UTF-8 at byte offset {} of the line (0x{:02x})",
+                     bad, static_cast<unsigned char>(line[bad]));
+}
+
 ParsedLine ParseManifestLine(std::string_view line, ManifestEntry* entry) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.empty() || line.front() == '#') return {};
   if (line.find_first_not_of(" \t") == std::string_view::npos) return {};
+  if (auto bad = CheckUtf8(line)) return {false, *bad};
 
   std::string_view columns[3];
   size_t count = 0;
@@ -78,14 +126,14 @@ ParsedLine ParseManifestLine(std::string_view line, ManifestEntry* entry) {
   if (count >= 2 && !columns[1].empty()) {
     entry->size = ParseSize(columns[1]);
     if (!entry->size) {
-      return {false, fmt::format("size '{}' is not a byte count", columns[1])};
+      return {false, fmt::format("size {:?} is not a byte count", columns[1])};
     }
   }
   if (count == 3 && !columns[2].empty()) {
     entry->xxh128 = Digest128::FromHex(columns[2]);
     if (!entry->xxh128) {
       return {false,
-              fmt::format("xxh128 '{}' is not 32 hex digits", columns[2])};
+              fmt::format("xxh128 {:?} is not 32 hex digits", columns[2])};
     }
   }
   return {true, std::nullopt};

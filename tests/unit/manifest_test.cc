@@ -91,6 +91,77 @@ TEST(ManifestLine, RefusesEachKindOfBadLine) {
   }
 }
 
+TEST(ManifestLine, RefusesNulAndEscapeBytes) {
+  ManifestEntry e;
+  ParsedLine p = Parse(std::string_view("a\0b", 3), &e);
+  ASSERT_TRUE(p.error);
+  EXPECT_NE(p.error->find("control byte 0x00"), std::string::npos) << *p.error;
+  p = Parse("a\x1b[2J", &e);
+  ASSERT_TRUE(p.error);
+  EXPECT_NE(p.error->find("control byte 0x1b"), std::string::npos) << *p.error;
+  // A column's bytes are escaped in the message, not sent to a terminal.
+  p = Parse("a\t\x1b[2J", &e);
+  ASSERT_TRUE(p.error);
+  EXPECT_EQ(p.error->find('\x1b'), std::string::npos) << *p.error;
+}
+
+TEST(ManifestLine, DropsCarriageReturnOfEveryKindOfLine) {
+  ManifestEntry e;
+  ASSERT_TRUE(Parse("a\r", &e).has_entry);
+  EXPECT_EQ(e.path, "a");
+  ASSERT_TRUE(Parse("a\t\t99aa06d3014798d86001c324468d497f\r", &e).has_entry);
+  EXPECT_TRUE(e.xxh128);
+  EXPECT_FALSE(Parse("# comment\r", &e).has_entry);
+  // Only one: a second is a control byte of the path.
+  EXPECT_TRUE(Parse("a\r\r", &e).error);
+}
+
+TEST(ManifestLine, RefusesInvalidUtf8NamingTheOffset) {
+  struct Case {
+    std::string line;
+    size_t offset;
+  };
+  const Case cases[] = {
+      {"caf\xe9", 3},            // Latin-1
+      {"ok/\xc0\xaf", 3},        // overlong '/'
+      {"\xed\xa0\x80x", 0},      // surrogate
+      {"x\xf4\x90\x80\x80", 1},  // above U+10FFFF
+      {"ab\xe2\x82", 2},         // cut short at the end
+      {"a\x80", 1},              // lone continuation byte
+      {"a\t12\t\xff", 5},        // in a column, not the path
+  };
+  for (const Case& c : cases) {
+    ManifestEntry e;
+    ParsedLine p = Parse(c.line, &e);
+    ASSERT_TRUE(p.error) << c.line;
+    EXPECT_NE(p.error->find("invalid UTF-8 at byte offset " +
+                            std::to_string(c.offset) + " "),
+              std::string::npos)
+        << *p.error;
+  }
+}
+
+TEST(ManifestLine, AcceptsUtf8AndCommentsInAnyEncoding) {
+  ManifestEntry e;
+  EXPECT_TRUE(
+      Parse("na\xc3\xafve/\xe6\x97\xa5/\xf0\x9f\x93\x81", &e).has_entry);
+  EXPECT_TRUE(Parse("\xef\xbf\xbd\xed\x9f\xbf\xf4\x8f\xbf\xbf", &e).has_entry);
+  ParsedLine p = Parse("# caf\xe9", &e);
+  EXPECT_FALSE(p.has_entry);
+  EXPECT_FALSE(p.error);
+}
+
+TEST(Utf8, FindsTheFirstBadByte) {
+  EXPECT_EQ(FindInvalidUtf8(""), std::string_view::npos);
+  EXPECT_EQ(FindInvalidUtf8("plain ascii"), std::string_view::npos);
+  EXPECT_EQ(FindInvalidUtf8("\xc2\x80\xdf\xbf"), std::string_view::npos);
+  EXPECT_EQ(FindInvalidUtf8("\xc1\xbf"), 0u);            // overlong
+  EXPECT_EQ(FindInvalidUtf8("\xe0\x9f\xbf"), 0u);        // overlong
+  EXPECT_EQ(FindInvalidUtf8("\xf0\x8f\xbf\xbf"), 0u);    // overlong
+  EXPECT_EQ(FindInvalidUtf8("ab\xf5\x80\x80\x80"), 2u);  // no such lead
+  EXPECT_EQ(FindInvalidUtf8("\xe2\x28\xa1"), 0u);        // bad continuation
+}
+
 TEST(PathValidation, AcceptsOrdinaryNames) {
   EXPECT_FALSE(ValidateRelativePath("a"));
   EXPECT_FALSE(ValidateRelativePath("a/b/c.txt"));
@@ -180,6 +251,62 @@ TEST_F(ManifestFile, RefusesOverlongLineAndGoesOn) {
   EXPECT_EQ(check.entries, 2u);
   EXPECT_NE(s.error().message().find(":2: line longer"), std::string::npos)
       << s.error().message();
+}
+
+TEST_F(ManifestFile, CheckNamesInvalidUtf8AndControlBytesByLine) {
+  std::string text = "ok\nbad\xff\n";
+  text += std::string("nul\0here\n", 9);
+  text += "\r\nfine\r\n";
+  ManifestCheck check;
+  Status s = CheckManifest(Write(text), ManifestFormat::kFerry, &check);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(check.bad_lines, 2u);
+  EXPECT_EQ(check.entries, 2u);
+  EXPECT_NE(s.error().message().find(":2: invalid UTF-8 at byte offset 3"),
+            std::string::npos)
+      << s.error().message();
+  EXPECT_NE(s.error().message().find(":3: control byte 0x00"),
+            std::string::npos)
+      << s.error().message();
+}
+
+TEST_F(ManifestFile, BatchLinesMustBeUtf8TooButComments) {
+  ManifestCheck check;
+  Status s = CheckManifest(Write("# caf\xe9\nsrc dst\nsrc d\xe9st\n"),
+                           ManifestFormat::kGlobusBatch, &check);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(check.bad_lines, 1u);
+  EXPECT_NE(s.error().message().find(":3: invalid UTF-8 at byte offset 5"),
+            std::string::npos)
+      << s.error().message();
+}
+
+TEST_F(ManifestFile, OnlyCommentsAndBlankLinesCountNoEntries) {
+  ManifestCheck check;
+  ASSERT_TRUE(
+      CheckManifest(Write("# a\n\n   \n\r\n"), ManifestFormat::kFerry, &check)
+          .ok());
+  EXPECT_EQ(check.entries, 0u);
+  ASSERT_TRUE(CheckManifest(Write(""), ManifestFormat::kFerry, &check).ok());
+  EXPECT_EQ(check.entries, 0u);
+}
+
+TEST_F(ManifestFile, ManyOverlongLinesAreEachNamed) {
+  std::string text;
+  for (int i = 0; i < 3; ++i) {
+    text += "f" + std::to_string(i) + "\n";
+    text += std::string(kMaxManifestLine + 1, 'z') + "\n";
+  }
+  text += "#" + std::string(kMaxManifestLine - 1, 'k') + "\n";  // at the limit
+  ManifestCheck check;
+  Status s = CheckManifest(Write(text), ManifestFormat::kFerry, &check);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(check.bad_lines, 3u);
+  for (const char* line :
+       {":2: line longer", ":4: line longer", ":6: line longer"}) {
+    EXPECT_NE(s.error().message().find(line), std::string::npos)
+        << s.error().message();
+  }
 }
 
 TEST_F(ManifestFile, MissingFileIsAnError) {

@@ -6,6 +6,7 @@
 // where size is a decimal byte count (may be empty: unknown) and xxh128 is
 // 32 hex digits as `xxhsum -H2` prints them. Blank lines and lines whose
 // first character is '#' are skipped. A trailing carriage return is dropped.
+// A line that holds an entry must be UTF-8 (CheckUtf8); comments may not be.
 //
 // A manifest can also be a batch file of the Globus command line: on each
 // line a source and a destination path, split like a shell would, with
@@ -59,6 +60,16 @@ inline constexpr size_t kMaxManifestLine = 64 * 1024;
 // empty, "." or ".." segments, no control bytes, segments of at most 255
 // bytes. Returns a reason when it is not, nullopt when it is.
 std::optional<std::string> ValidateRelativePath(std::string_view path);
+
+// The offset of the first byte of `text` that does not start a well-formed
+// UTF-8 sequence (overlong forms, surrogates and code points above
+// U+10FFFF are not well-formed), or npos when all of it is well-formed.
+size_t FindInvalidUtf8(std::string_view text);
+
+// A line that holds paths must be UTF-8: a collection's paths are, and a
+// byte of another encoding would name another file there. Returns a reason
+// naming the offending byte's offset in the line, nullopt when it is text.
+std::optional<std::string> CheckUtf8(std::string_view line);
 
 // Parses one manifest line (without its newline). Returns false for a line
 // that holds no entry (blank or comment), true with `entry` filled, or an
