@@ -1,6 +1,7 @@
 #include "integration/harness.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -55,6 +56,14 @@ RunResult RunFerry(const std::vector<std::string>& args,
 RunResult RunFerryAndSignal(const std::vector<std::string>& args,
                             const std::function<bool()>& ready, int signal,
                             const std::map<std::string, std::string>& env) {
+  return RunFerryWhile(
+      args, ready, [signal](pid_t pid) { kill(pid, signal); }, env);
+}
+
+RunResult RunFerryWhile(const std::vector<std::string>& args,
+                        const std::function<bool()>& ready,
+                        const std::function<void(pid_t)>& act,
+                        const std::map<std::string, std::string>& env) {
   // mkstemp replaces the template's last six characters.
   std::string out_name = "/tmp/ferry-test-out-" + std::string(6, 'X');
   std::string err_name = "/tmp/ferry-test-err-" + std::string(6, 'X');
@@ -91,7 +100,7 @@ RunResult RunFerryAndSignal(const std::vector<std::string>& args,
       // Poll for the moment to signal, for 30 s at most.
       for (int i = 0; i < 30000 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
         if (ready()) {
-          kill(pid, signal);
+          act(pid);
           break;
         }
         usleep(1000);
@@ -109,6 +118,98 @@ RunResult RunFerryAndSignal(const std::vector<std::string>& args,
   unlink(out_name.c_str());
   unlink(err_name.c_str());
   return result;
+}
+
+ChaosProxy::ChaosProxy(const nlohmann::json& rules,
+                       const std::vector<std::string>& extra) {
+  char dir_template[] = "/tmp/ferry-chaos-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) return;
+  dir_ = dir_template;
+  {
+    std::ofstream out(dir_ / "rules.json");
+    out << rules.dump();
+  }
+  const fs::path state = fs::path(TestCollection().ca_file).parent_path();
+  std::vector<std::string> args = {
+      FERRY_CHAOS_PROXY,
+      "--cert", (state / "server.pem").string(),
+      "--key", (state / "server.key").string(),
+      "--upstream", TestCollection().url,
+      "--upstream-ca", TestCollection().ca_file,
+      "--rules", (dir_ / "rules.json").string(),
+      "--stats", (dir_ / "stats.json").string(),
+      "--log", (dir_ / "requests.log").string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::string listen = "127.0.0.1";
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--listen") listen = args[i + 1];
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int out[2];
+  if (pipe(out) != 0) return;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  int spawned = posix_spawn(&pid_, FERRY_CHAOS_PROXY, &actions, nullptr,
+                            argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  if (spawned != 0) {
+    pid_ = -1;
+    close(out[0]);
+    return;
+  }
+  // It prints PORT=N once it listens; wait for that, 20 s at most.
+  std::string text;
+  struct pollfd pfd = {out[0], POLLIN, 0};
+  for (int waited = 0; waited < 200 && text.find('\n') == std::string::npos;
+       ++waited) {
+    if (poll(&pfd, 1, 100) <= 0) continue;
+    char buffer[256];
+    ssize_t n = read(out[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  size_t at = text.find("PORT=");
+  if (at == std::string::npos) return;
+  url_ = "https://" + listen + ":" +
+         std::to_string(std::stoi(text.substr(at + 5)));
+}
+
+ChaosProxy::~ChaosProxy() {
+  Stop();
+  if (!dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+void ChaosProxy::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::vector<std::string> ChaosProxy::Log() const {
+  std::vector<std::string> lines;
+  std::ifstream in(dir_ / "requests.log");
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+nlohmann::json ChaosProxy::Stats() {
+  Stop();
+  std::ifstream in(dir_ / "stats.json");
+  nlohmann::json stats = nlohmann::json::parse(in, nullptr, false);
+  return stats.is_discarded() ? nlohmann::json::object() : stats;
 }
 
 std::string RandomBytes(size_t size, uint64_t seed) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace ferry::testing {
@@ -41,6 +42,41 @@ RunResult RunFerry(const std::vector<std::string>& args,
 RunResult RunFerryAndSignal(const std::vector<std::string>& args,
                             const std::function<bool()>& ready, int signal,
                             const std::map<std::string, std::string>& env = {});
+// Runs ferry, calls `act` once as soon as `ready()` holds, and waits.
+RunResult RunFerryWhile(const std::vector<std::string>& args,
+                        const std::function<bool()>& ready,
+                        const std::function<void(pid_t)>& act,
+                        const std::map<std::string, std::string>& env = {});
+
+// The fault-injecting proxy (tests/chaos/chaos-proxy) in front of the test
+// collection, with its own rules; stopped when it goes out of scope.
+class ChaosProxy {
+ public:
+  // `rules`: the proxy's JSON list of rules; `extra`: more arguments
+  // (random mode, --listen).
+  explicit ChaosProxy(const nlohmann::json& rules,
+                      const std::vector<std::string>& extra = {});
+  ~ChaosProxy();
+  ChaosProxy(const ChaosProxy&) = delete;
+  ChaosProxy& operator=(const ChaosProxy&) = delete;
+
+  // The proxy's base URL, standing in for the collection's; empty when it
+  // did not start.
+  const std::string& url() const { return url_; }
+  // Stops it (it writes its counters as it ends) and returns its counters:
+  // requests, faults_injected, faults_by_kind, ...
+  nlohmann::json Stats();
+  // Its log so far: one "TIME METHOD PATH STATUS FAULT" line per request,
+  // in the order they ended.
+  std::vector<std::string> Log() const;
+
+ private:
+  void Stop();
+
+  pid_t pid_ = -1;
+  std::string url_;
+  fs::path dir_;
+};
 
 // Deterministic pseudo-random bytes.
 std::string RandomBytes(size_t size, uint64_t seed);
