@@ -14,11 +14,11 @@
 
 #include "disk/disk_reader.h"
 #include "disk/disk_writer.h"
+#include "disk/journal.h"
 #include "ferry/manifest.h"
 #include "plan/planner.h"
 #include "report/report.h"
 #include "transport/probe.h"
-#include "disk/journal.h"
 #include "transport/transfer_loop.h"
 
 namespace ferry {

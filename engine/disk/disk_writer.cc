@@ -1,9 +1,9 @@
 #include "disk/disk_writer.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -56,14 +56,14 @@ struct DiskWriter::File {
   bool replaced_stale = false;  // an old temporary file was removed
   bool waiting_for_slot = false;
 
-  char* buffer = nullptr;    // being filled by Append
-  size_t fill = 0;           // bytes in `buffer`
-  uint64_t next_offset = 0;  // file offset of `buffer`
-  std::vector<Op*> pending;  // full buffers not yet sent to the kernel
+  char* buffer = nullptr;        // being filled by Append
+  size_t fill = 0;               // bytes in `buffer`
+  uint64_t next_offset = 0;      // file offset of `buffer`
+  std::vector<Op*> pending;      // full buffers not yet sent to the kernel
   std::set<uint64_t> unwritten;  // offsets of buffers queued, not written
   bool resume = false;           // continues a kept temporary file
-  int in_flight = 0;         // operations sent, not completed
-  int writes_in_flight = 0;  // of which writes
+  int in_flight = 0;             // operations sent, not completed
+  int writes_in_flight = 0;      // of which writes
 
   bool open_sent = false;
   bool opened = false;

@@ -16,9 +16,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <set>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <vector>

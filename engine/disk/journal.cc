@@ -20,8 +20,9 @@ std::string JournalPathFor(const std::string& dir) {
   std::string trimmed = dir;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   size_t slash = trimmed.rfind('/');
-  std::string parent =
-      slash == std::string::npos ? "." : trimmed.substr(0, slash == 0 ? 1 : slash);
+  std::string parent = slash == std::string::npos
+                           ? "."
+                           : trimmed.substr(0, slash == 0 ? 1 : slash);
   std::string name =
       slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
   if (name.empty() || name == "." || name == ".." ||
@@ -171,7 +172,8 @@ void Journal::Flush(bool sync) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (!write_error_) {
-        write_error_ = ErrorFromErrno(errno, "cannot write the journal " + path_);
+        write_error_ =
+            ErrorFromErrno(errno, "cannot write the journal " + path_);
       }
       break;
     }

@@ -173,7 +173,8 @@ std::string RunSummary::ToText() const {
         seconds > 0 ? static_cast<double>(ok + absent) / seconds : 0);
   }
   if (retries > 0) text += fmt::format(", {} retries", retries);
-  if (resumed > 0) text += fmt::format(" ({} continued a partial file)", resumed);
+  if (resumed > 0)
+    text += fmt::format(" ({} continued a partial file)", resumed);
   if (held_seconds > 0) {
     text += fmt::format(", held back {:.1f} s by the collection's Retry-After",
                         held_seconds);

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -92,9 +91,9 @@ struct TransferLoop::Stream {
   std::string retry_after;
   std::string etag;
   std::string content_range;
-  bool ranged = false;   // the request asked for the bytes after job.kept
-  bool resumed = false;  // the answer continues them
-  uint64_t checkpointed = 0;       // written length last journaled
+  bool ranged = false;        // the request asked for the bytes after job.kept
+  bool resumed = false;       // the answer continues them
+  uint64_t checkpointed = 0;  // written length last journaled
   curl_slist* range_headers = nullptr;  // If-Range and the usual ones
 };
 
@@ -193,7 +192,8 @@ void TransferLoop::SetAuthorization(const std::string& token) {
     // redirect to its login page instead of 401/403.
     *list = curl_slist_append(*list, "X-Requested-With: XMLHttpRequest");
     if (!token.empty()) {
-      *list = curl_slist_append(*list, ("Authorization: Bearer " + token).c_str());
+      *list =
+          curl_slist_append(*list, ("Authorization: Bearer " + token).c_str());
     }
   }
   // An upload's body goes at once; waiting for "100 Continue" would cost
@@ -210,8 +210,9 @@ bool TransferLoop::RefreshToken() {
   SetAuthorization(fresh);
   ++token_generation_;
   policy_.OnTokenRefreshed(token_generation_);
-  log_->warn("the collection refused the token; using the fresh one from "
-             "now on");
+  log_->warn(
+      "the collection refused the token; using the fresh one from "
+      "now on");
   return true;
 }
 
@@ -295,8 +296,8 @@ void TransferLoop::Run() {
     Clock::time_point now = Clock::now();
     if (options_.interrupt != nullptr && options_.interrupt->load() &&
         !stopping_) {
-      Abandon(Error(ErrorCode::kInterrupted, RetryClass::kStopRun,
-                    "interrupted"));
+      Abandon(
+          Error(ErrorCode::kInterrupted, RetryClass::kStopRun, "interrupted"));
     }
     const auto deadline = options_.retry.deadline;
     if (deadline.count() > 0 && now - run_start_ >= deadline && !stopping_) {
@@ -419,8 +420,7 @@ bool TransferLoop::ClaimKey(Job& job) {
   auto [seen, first] =
       seen_keys_.try_emplace(key_digest, SeenKey{job.line, entry_digest});
   if (!first && seen->second.entry == entry_digest) {
-    std::string reason =
-        fmt::format("duplicate of line {}", seen->second.line);
+    std::string reason = fmt::format("duplicate of line {}", seen->second.line);
     log_->warn("{:?}: line {} repeats line {}; done once", job.path, job.line,
                seen->second.line);
     FileResult result;
@@ -432,9 +432,10 @@ bool TransferLoop::ClaimKey(Job& job) {
   }
   auto [it, claimed] = busy_keys_.try_emplace(key);
   if (claimed) return true;
-  log_->warn("{:?}: line {} names the same {} as an earlier line; handled "
-             "after it",
-             job.path, job.line, job.download ? "destination" : "file");
+  log_->warn(
+      "{:?}: line {} names the same {} as an earlier line; handled "
+      "after it",
+      job.path, job.line, job.download ? "destination" : "file");
   it->second.push_back(std::move(job));
   return false;
 }
@@ -732,8 +733,8 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
       s.bytes - (s.resumed ? s.job.kept->length : uint64_t{0});
   if (announced >= 0 && static_cast<uint64_t>(announced) != received) {
     return Error(ErrorCode::kTruncated, RetryClass::kTransient,
-                 fmt::format("received {} bytes of the {} announced",
-                             received, announced));
+                 fmt::format("received {} bytes of the {} announced", received,
+                             announced));
   }
   if (s.job.step == Step::kGet && s.job.size && *s.job.size != s.bytes) {
     return Error(ErrorCode::kSizeMismatch, RetryClass::kPermanent,
@@ -940,8 +941,8 @@ void TransferLoop::EndAttempt(Attempt a) {
   Finish(job, result);
 }
 
-void TransferLoop::Retry(Job job, const RetryDecision& next,
-                         const Error& error, const Attempt& a) {
+void TransferLoop::Retry(Job job, const RetryDecision& next, const Error& error,
+                         const Attempt& a) {
   if (next.resume_from > 0) {
     Job::Kept kept;
     kept.length = next.resume_from;
@@ -961,12 +962,12 @@ void TransferLoop::Retry(Job job, const RetryDecision& next,
   }
   double wait =
       std::chrono::duration<double>(next.not_before - Clock::now()).count();
-  std::string from =
-      next.resume_from > 0 ? fmt::format(" from byte {}", next.resume_from)
-                           : "";
-  log_->warn("{:?}: attempt {}/{} failed: {}; retrying{} in {:.1f} s",
-             job.path, job.attempts, policy_.options().max_attempts,
-             error.message(), from, std::max(wait, 0.0));
+  std::string from = next.resume_from > 0
+                         ? fmt::format(" from byte {}", next.resume_from)
+                         : "";
+  log_->warn("{:?}: attempt {}/{} failed: {}; retrying{} in {:.1f} s", job.path,
+             job.attempts, policy_.options().max_attempts, error.message(),
+             from, std::max(wait, 0.0));
   report_->AddRetry();
   if (next.resume_from > 0) report_->AddResumed();
   delayed_.emplace(next.not_before, std::move(job));
@@ -978,11 +979,10 @@ void TransferLoop::RecordFinished(const Job& job) {
   if (journal_ == nullptr) return;
   struct stat st {};
   if (::lstat(job.local.c_str(), &st) != 0) return;
-  journal_->RecordDone(
-      job.url, job.local,
-      {static_cast<uint64_t>(st.st_size),
-       st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
-       static_cast<uint64_t>(st.st_ino)});
+  journal_->RecordDone(job.url, job.local,
+                       {static_cast<uint64_t>(st.st_size),
+                        st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                        static_cast<uint64_t>(st.st_ino)});
 }
 
 // Notes in the journal how far each large download in flight has reached
@@ -999,8 +999,9 @@ void TransferLoop::Checkpoint(Clock::time_point now) {
     s.checkpointed = written;
     curl_off_t length = -1;
     curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-    uint64_t total = s.resumed ? s.job.kept->total
-                               : (length > 0 ? static_cast<uint64_t>(length) : 0);
+    uint64_t total = s.resumed
+                         ? s.job.kept->total
+                         : (length > 0 ? static_cast<uint64_t>(length) : 0);
     journal_->RecordPart(s.job.url, s.job.local, {written, total, s.etag});
   }
   bool sync = now >= next_journal_sync_;

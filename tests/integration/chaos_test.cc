@@ -33,7 +33,9 @@ class Chaos : public CollectionTest {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
-  std::vector<Json> Report() const { return ReadReport(work_ / "report.jsonl"); }
+  std::vector<Json> Report() const {
+    return ReadReport(work_ / "report.jsonl");
+  }
   Json ReportOf(const std::string& path) const {
     for (const Json& line : Report()) {
       if (line["path"] == path) return line;
@@ -53,8 +55,8 @@ class Chaos : public CollectionTest {
 TEST_F(Chaos, ACutDownloadContinuesWithARange) {
   const std::string data = RandomBytes(24u << 20, 1);
   Serve("big", data);
-  ChaosProxy proxy(Json::array(
-      {Rule("big", {{"fault", "cut"}, {"after", 5 << 20}, {"method", "GET"}})}));
+  ChaosProxy proxy(Json::array({Rule(
+      "big", {{"fault", "cut"}, {"after", 5 << 20}, {"method", "GET"}})}));
   ASSERT_FALSE(proxy.url().empty());
   RunResult r = RunFerry(Through(proxy, Manifest({"big\t\t" + Hex(data)})));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -97,8 +99,8 @@ TEST_F(Chaos, TruncatedBodiesAreRetriedOnBothProtocols) {
   Serve("a", a);
   for (bool http1 : {false, true}) {
     fs::remove_all(dest_);
-    ChaosProxy proxy(Json::array(
-        {Rule("a", {{"fault", "truncate"}, {"after", 1 << 20}})}));
+    ChaosProxy proxy(
+        Json::array({Rule("a", {{"fault", "truncate"}, {"after", 1 << 20}})}));
     std::vector<std::string> extra;
     if (http1) extra.push_back("--http1.1");
     RunResult r = RunFerry(Through(proxy, Manifest({"a\t\t" + Hex(a)}), extra));
@@ -116,9 +118,9 @@ TEST_F(Chaos, AStalledTransferIsAbandonedAndRetried) {
   auto start = std::chrono::steady_clock::now();
   RunResult r = RunFerry(Through(proxy, Manifest({"slow\t\t" + Hex(data)}),
                                  {"--stall-timeout", "2"}));
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
   EXPECT_EQ(ReportOf("slow")["attempts"], 2);
@@ -130,7 +132,8 @@ TEST_F(Chaos, ATrickleIsSlowButNotAFailure) {
   Serve("t", data);
   ChaosProxy proxy(
       Json::array({Rule("t", {{"fault", "trickle"}, {"rate", 200 << 10}})}));
-  RunResult r = RunFerry(Through(proxy, Manifest({"t"}), {"--stall-timeout", "1"}));
+  RunResult r =
+      RunFerry(Through(proxy, Manifest({"t"}), {"--stall-timeout", "1"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
   EXPECT_EQ(ReportOf("t")["attempts"], 1);
@@ -146,7 +149,8 @@ TEST_F(Chaos, RetryAfterHoldsBackTheWholeRun) {
   // date, f1 once in 1 s.
   ChaosProxy proxy(Json::array(
       {Rule("f0", {{"fault", "status"}, {"status", 503}, {"retry_after", "2"}}),
-       Rule("f1", {{"fault", "status"}, {"status", 429},
+       Rule("f1", {{"fault", "status"},
+                   {"status", 429},
                    {"retry_after", "Thu, 01 Jan 1970 00:00:00 GMT"}})}));
   RunResult r = RunFerry(Through(proxy, Manifest(lines), {"--streams", "1"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -173,8 +177,8 @@ TEST_F(Chaos, AGoawayWithStreamsOpenLosesNothing) {
     Serve(name, RandomBytes(2u << 20, 40 + i));
     lines.push_back(name);
   }
-  ChaosProxy proxy(Json::array(
-      {Rule("g3", {{"fault", "goaway"}, {"after", 1 << 20}})}));
+  ChaosProxy proxy(
+      Json::array({Rule("g3", {{"fault", "goaway"}, {"after", 1 << 20}})}));
   RunResult r = RunFerry(Through(proxy, Manifest(lines), {"--streams", "12"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
@@ -200,10 +204,10 @@ TEST_F(Chaos, BytesBeyondContentLengthNeverReachTheFile) {
 TEST_F(Chaos, ALoginRedirectIsNeverSavedAsTheFile) {
   Serve("secret", "real data");
   Serve("login.html", "<html><body>Please log in</body></html>");
-  ChaosProxy proxy(Json::array(
-      {Rule("secret", {{"fault", "redirect"},
-                       {"location", "/" + name_ + "/login.html"},
-                       {"times", -1}})}));
+  ChaosProxy proxy(
+      Json::array({Rule("secret", {{"fault", "redirect"},
+                                   {"location", "/" + name_ + "/login.html"},
+                                   {"times", -1}})}));
   RunResult r = RunFerry(Through(proxy, Manifest({"secret"})));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("redirect"), std::string::npos) << r.err;
@@ -223,19 +227,20 @@ TEST_F(Chaos, ATokenThatExpiresHalfwayIsReplacedFromItsFile) {
   const std::string real = ReadFile(TestCollection().token_rw_file);
   std::string real_token = real.substr(0, real.find_first_of("\r\n"));
   ChaosProxy proxy(Json::array(
-      {{{"fault", "expire_token"}, {"token", "old-token"},
-        {"real", real_token}, {"valid_requests", 10}},
+      {{{"fault", "expire_token"},
+        {"token", "old-token"},
+        {"real", real_token},
+        {"valid_requests", 10}},
        {{"fault", "alias"}, {"token", "new-token"}, {"real", real_token}}}));
   const fs::path token_file = work_ / "token";
   WriteFile(token_file, "old-token\n");
-  std::vector<std::string> args = Through(
-      proxy, Manifest(lines),
-      {"--token-file", token_file.string(), "--streams", "2"});
+  std::vector<std::string> args =
+      Through(proxy, Manifest(lines),
+              {"--token-file", token_file.string(), "--streams", "2"});
   // Whatever renews the token writes the new one once the run is going.
   auto going = [this] { return fs::exists(dest_ / "t0"); };
-  RunResult r = RunFerryWhile(args, going, [&](pid_t) {
-    WriteFile(token_file, "new-token\n");
-  });
+  RunResult r = RunFerryWhile(
+      args, going, [&](pid_t) { WriteFile(token_file, "new-token\n"); });
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
   EXPECT_NE(r.err.find("fresh one"), std::string::npos) << r.err;
@@ -255,15 +260,16 @@ TEST_F(Chaos, AnExpiredTokenWithNoFreshOneStopsTheRunAndTheRerunFinishes) {
   const std::string real = ReadFile(TestCollection().token_rw_file);
   std::string real_token = real.substr(0, real.find_first_of("\r\n"));
   ChaosProxy proxy(Json::array(
-      {{{"fault", "expire_token"}, {"token", "old-token"},
-        {"real", real_token}, {"valid_requests", 10}},
+      {{{"fault", "expire_token"},
+        {"token", "old-token"},
+        {"real", real_token},
+        {"valid_requests", 10}},
        {{"fault", "alias"}, {"token", "new-token"}, {"real", real_token}}}));
   const fs::path token_file = work_ / "token";
   WriteFile(token_file, "old-token\n");
   const std::string manifest = Manifest(lines);
-  std::vector<std::string> args =
-      Through(proxy, manifest,
-              {"--token-file", token_file.string(), "--streams", "1"});
+  std::vector<std::string> args = Through(
+      proxy, manifest, {"--token-file", token_file.string(), "--streams", "1"});
   RunResult r = RunFerry(args);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("HTTP 401"), std::string::npos) << r.err;
@@ -326,8 +332,8 @@ TEST_F(Chaos, TheDeadlineStopsTheRunAndTheSameCommandFinishesIt) {
   const std::string data = RandomBytes(8u << 20, 8);
   Serve("slow", data);
   Serve("quick", "quick");
-  ChaosProxy proxy(Json::array(
-      {Rule("slow", {{"fault", "trickle"}, {"rate", 1 << 20}})}));
+  ChaosProxy proxy(
+      Json::array({Rule("slow", {{"fault", "trickle"}, {"rate", 1 << 20}})}));
   std::vector<std::string> args =
       Through(proxy, Manifest({"quick", "slow\t\t" + Hex(data)}));
   std::vector<std::string> limited = args;

@@ -302,12 +302,11 @@ TEST_F(Get, TwoSourcesForOneDestinationNeverWriteItAtOnce) {
   const std::string a = RandomBytes(24u << 20, 6);
   Serve("a", a);
   Serve("b", "the later entry wins");
-  RunResult r = GetWith(Manifest({"a same", "b same"}),
-                        TestCollection().token_rw_file,
-                        {"--streams", "4", "--format", "globus-batch"});
+  RunResult r =
+      GetWith(Manifest({"a same", "b same"}), TestCollection().token_rw_file,
+              {"--streams", "4", "--format", "globus-batch"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("line 2 names the same destination"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("line 2 names the same destination"), std::string::npos)
       << r.err;
   EXPECT_EQ(ListTree(dest_), std::vector<std::string>{"same"});
   EXPECT_EQ(ReadFile(dest_ / "same"), "the later entry wins");
@@ -424,8 +423,8 @@ TEST_F(Get, InterruptLeavesPartialFilesThatTheSameCommandContinues) {
     EXPECT_TRUE(ReadFile(dest_ / name) == ReadFile(src_ / name)) << name;
   }
   EXPECT_GE(partial, 1u);
-  const fs::path journal =
-      dest_.parent_path() / ("." + dest_.filename().string() + ".ferry-journal");
+  const fs::path journal = dest_.parent_path() /
+                           ("." + dest_.filename().string() + ".ferry-journal");
   EXPECT_TRUE(fs::exists(journal));
   std::vector<Json> report = Report();
   EXPECT_FALSE(report.empty());

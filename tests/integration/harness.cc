@@ -130,15 +130,21 @@ ChaosProxy::ChaosProxy(const nlohmann::json& rules,
     out << rules.dump();
   }
   const fs::path state = fs::path(TestCollection().ca_file).parent_path();
-  std::vector<std::string> args = {
-      FERRY_CHAOS_PROXY,
-      "--cert", (state / "server.pem").string(),
-      "--key", (state / "server.key").string(),
-      "--upstream", TestCollection().url,
-      "--upstream-ca", TestCollection().ca_file,
-      "--rules", (dir_ / "rules.json").string(),
-      "--stats", (dir_ / "stats.json").string(),
-      "--log", (dir_ / "requests.log").string()};
+  std::vector<std::string> args = {FERRY_CHAOS_PROXY,
+                                   "--cert",
+                                   (state / "server.pem").string(),
+                                   "--key",
+                                   (state / "server.key").string(),
+                                   "--upstream",
+                                   TestCollection().url,
+                                   "--upstream-ca",
+                                   TestCollection().ca_file,
+                                   "--rules",
+                                   (dir_ / "rules.json").string(),
+                                   "--stats",
+                                   (dir_ / "stats.json").string(),
+                                   "--log",
+                                   (dir_ / "requests.log").string()};
   args.insert(args.end(), extra.begin(), extra.end());
   std::string listen = "127.0.0.1";
   for (size_t i = 0; i + 1 < args.size(); ++i) {

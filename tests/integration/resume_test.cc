@@ -33,11 +33,10 @@ class Resume : public CollectionTest {
     return args;
   }
   nlohmann::json TrickleLarge(int bytes_per_second) const {
-    return nlohmann::json::array(
-        {{{"path", "/" + name_ + "/large"},
-          {"fault", "trickle"},
-          {"rate", bytes_per_second},
-          {"times", -1}}});
+    return nlohmann::json::array({{{"path", "/" + name_ + "/large"},
+                                   {"fault", "trickle"},
+                                   {"rate", bytes_per_second},
+                                   {"times", -1}}});
   }
   fs::path Journal() const {
     return dest_.parent_path() /
@@ -74,7 +73,8 @@ TEST_F(Resume, KilledAtRandomMomentsTheSameCommandGivesTheSameTree) {
   std::uniform_int_distribution<int> bytes_before_kill(0, 60 << 20);
   int kills = 0;
   for (int round = 0; round < 3; ++round) {
-    const uintmax_t threshold = static_cast<uintmax_t>(bytes_before_kill(random));
+    const uintmax_t threshold =
+        static_cast<uintmax_t>(bytes_before_kill(random));
     auto far_enough = [this, threshold] {
       uintmax_t total = 0;
       std::error_code ec;

@@ -57,7 +57,8 @@ TEST(RetryPolicy, BackoffGrowsAndStaysUnderTheCap) {
   RetryPolicy policy(Options(100, milliseconds(100), milliseconds(1000)), 42);
   Clock::time_point now{};
   for (int attempt = 1; attempt < 60; ++attempt) {
-    auto wait = policy.OnFailure(Transient(), Nth(attempt), now).not_before - now;
+    auto wait =
+        policy.OnFailure(Transient(), Nth(attempt), now).not_before - now;
     milliseconds ceiling =
         std::min(milliseconds(1000),
                  milliseconds(100) * (1 << std::min(attempt - 1, 20)));
