@@ -50,6 +50,34 @@ class Chaos : public CollectionTest {
     fault["path"] = "/" + name_ + "/" + file + "$";
     return fault;
   }
+  // Serves `count` files named PREFIX0, PREFIX1, ... of `size` bytes;
+  // returns their names.
+  std::vector<std::string> ServeMany(const std::string& prefix, int count,
+                                     size_t size) {
+    std::vector<std::string> names;
+    for (int i = 0; i < count; ++i) {
+      names.push_back(prefix + std::to_string(i));
+      Serve(names.back(), RandomBytes(size, 1000 * size + i));
+    }
+    return names;
+  }
+  // Rules under which "old-token" stands for the collection's real token
+  // for its first ten requests and is refused after, while "new-token"
+  // always stands for it. The token file starts with the old one.
+  Json ExpiringToken() const {
+    const std::string real = ReadFile(TestCollection().token_rw_file);
+    const std::string token = real.substr(0, real.find_first_of("\r\n"));
+    return Json::array(
+        {{{"fault", "expire_token"},
+          {"token", "old-token"},
+          {"real", token},
+          {"valid_requests", 10}},
+         {{"fault", "alias"}, {"token", "new-token"}, {"real", token}}});
+  }
+  fs::path OldTokenFile() const {
+    WriteFile(work_ / "token", "old-token\n");
+    return work_ / "token";
+  }
 };
 
 TEST_F(Chaos, ACutDownloadContinuesWithARange) {
@@ -140,11 +168,7 @@ TEST_F(Chaos, ATrickleIsSlowButNotAFailure) {
 }
 
 TEST_F(Chaos, RetryAfterHoldsBackTheWholeRun) {
-  std::vector<std::string> lines;
-  for (int i = 0; i < 20; ++i) {
-    Serve("f" + std::to_string(i), RandomBytes(1000 + i, 10 + i));
-    lines.push_back("f" + std::to_string(i));
-  }
+  std::vector<std::string> lines = ServeMany("f", 20, 1000);
   // The first request for f0 is told to come back in 2 s; with an HTTP
   // date, f1 once in 1 s.
   ChaosProxy proxy(Json::array(
@@ -171,12 +195,7 @@ TEST_F(Chaos, RetryAfterHoldsBackTheWholeRun) {
 }
 
 TEST_F(Chaos, AGoawayWithStreamsOpenLosesNothing) {
-  std::vector<std::string> lines;
-  for (int i = 0; i < 12; ++i) {
-    std::string name = "g" + std::to_string(i);
-    Serve(name, RandomBytes(2u << 20, 40 + i));
-    lines.push_back(name);
-  }
+  std::vector<std::string> lines = ServeMany("g", 12, 2u << 20);
   ChaosProxy proxy(
       Json::array({Rule("g3", {{"fault", "goaway"}, {"after", 1 << 20}})}));
   RunResult r = RunFerry(Through(proxy, Manifest(lines), {"--streams", "12"}));
@@ -218,22 +237,9 @@ TEST_F(Chaos, ALoginRedirectIsNeverSavedAsTheFile) {
 }
 
 TEST_F(Chaos, ATokenThatExpiresHalfwayIsReplacedFromItsFile) {
-  std::vector<std::string> lines;
-  for (int i = 0; i < 40; ++i) {
-    std::string name = "t" + std::to_string(i);
-    Serve(name, RandomBytes(200000, 60 + i));
-    lines.push_back(name);
-  }
-  const std::string real = ReadFile(TestCollection().token_rw_file);
-  std::string real_token = real.substr(0, real.find_first_of("\r\n"));
-  ChaosProxy proxy(Json::array(
-      {{{"fault", "expire_token"},
-        {"token", "old-token"},
-        {"real", real_token},
-        {"valid_requests", 10}},
-       {{"fault", "alias"}, {"token", "new-token"}, {"real", real_token}}}));
-  const fs::path token_file = work_ / "token";
-  WriteFile(token_file, "old-token\n");
+  std::vector<std::string> lines = ServeMany("t", 40, 200000);
+  ChaosProxy proxy(ExpiringToken());
+  const fs::path token_file = OldTokenFile();
   std::vector<std::string> args =
       Through(proxy, Manifest(lines),
               {"--token-file", token_file.string(), "--streams", "2"});
@@ -251,22 +257,9 @@ TEST_F(Chaos, ATokenThatExpiresHalfwayIsReplacedFromItsFile) {
 }
 
 TEST_F(Chaos, AnExpiredTokenWithNoFreshOneStopsTheRunAndTheRerunFinishes) {
-  std::vector<std::string> lines;
-  for (int i = 0; i < 30; ++i) {
-    std::string name = "e" + std::to_string(i);
-    Serve(name, RandomBytes(50000, 100 + i));
-    lines.push_back(name);
-  }
-  const std::string real = ReadFile(TestCollection().token_rw_file);
-  std::string real_token = real.substr(0, real.find_first_of("\r\n"));
-  ChaosProxy proxy(Json::array(
-      {{{"fault", "expire_token"},
-        {"token", "old-token"},
-        {"real", real_token},
-        {"valid_requests", 10}},
-       {{"fault", "alias"}, {"token", "new-token"}, {"real", real_token}}}));
-  const fs::path token_file = work_ / "token";
-  WriteFile(token_file, "old-token\n");
+  std::vector<std::string> lines = ServeMany("e", 30, 50000);
+  ChaosProxy proxy(ExpiringToken());
+  const fs::path token_file = OldTokenFile();
   const std::string manifest = Manifest(lines);
   std::vector<std::string> args = Through(
       proxy, manifest, {"--token-file", token_file.string(), "--streams", "1"});
