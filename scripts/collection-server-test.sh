@@ -7,6 +7,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 server=$here/collection-server
+# shellcheck source=lib/checks.sh
+source "$here/lib/checks.sh"
 port=${FERRY_TEST_PORT:-18999}
 base=https://127.0.0.1:$port
 
@@ -19,35 +21,6 @@ cleanup() {
   rm -rf -- "$tmp"
 }
 trap cleanup EXIT
-
-passed=0 failed=0
-
-pass() {
-  passed=$((passed + 1))
-  echo "ok   $1"
-}
-
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1${2:+: $2}"
-}
-
-# check NAME COMMAND...: passes when the command succeeds.
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-
-# expect NAME EXPECTED ACTUAL
-expect() {
-  if [[ $3 == "$2" ]]; then pass "$1"; else fail "$1" "expected '$2', got '$3'"; fi
-}
-
-# expect_match NAME EXTENDED_REGEX ACTUAL
-expect_match() {
-  if [[ $3 =~ $2 ]]; then pass "$1"; else fail "$1" "'$3' does not match /$2/"; fi
-}
 
 # Percent-encodes each byte of one path segment except the unreserved ones.
 urlencode() {
@@ -349,5 +322,4 @@ out=$(c -o /dev/null -w '%{http_code}' "$base/_login/" || true)
 expect "nothing answers after stop" 000 "$out"
 check "stop again succeeds" "$server" --stop --state "$state"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+checks_summary

@@ -10,6 +10,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 proxy=$here/chaos-proxy
 server=$here/../../scripts/collection-server
+# shellcheck source=../../scripts/lib/checks.sh
+source "$here/../../scripts/lib/checks.sh"
 port=${FERRY_TEST_PORT:-20943}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chaos-proxy-test.XXXXXX")
@@ -26,27 +28,6 @@ cleanup() {
   rm -rf -- "$tmp"
 }
 trap cleanup EXIT
-
-passed=0 failed=0
-pass() {
-  passed=$((passed + 1))
-  echo "ok   $1"
-}
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1${2:+: $2}"
-}
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-expect() {
-  if [[ $3 == "$2" ]]; then pass "$1"; else fail "$1" "expected '$2', got '$3'"; fi
-}
-expect_match() {
-  if [[ $3 =~ $2 ]]; then pass "$1"; else fail "$1" "'$3' does not match /$2/"; fi
-}
 
 # --- the collection and its data ------------------------------------------------
 
@@ -334,5 +315,4 @@ expect "listening on 127.0.0.2: serves under a name the certificate holds" \
   "hello chaos" "$out"
 stop_proxy
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+checks_summary
