@@ -194,6 +194,39 @@ TEST_F(Chaos, RetryAfterHoldsBackTheWholeRun) {
       << "the run went on while the server asked to wait: " << gets[1];
 }
 
+TEST_F(Chaos, NoNewFileStartsWhileTooManyAreFailing) {
+  std::vector<std::string> lines = ServeMany("m", 5, 1000);
+  // m0 is refused twice, without Retry-After.
+  auto order = [&](const std::string& max_failing, const std::string& backoff) {
+    fs::remove_all(dest_);
+    ChaosProxy proxy(Json::array(
+        {Rule("m0", {{"fault", "status"}, {"status", 503}, {"times", 2}})}));
+    RunResult r = RunFerry(Through(proxy, Manifest(lines),
+                                   {"--streams", "1", "--backoff", backoff,
+                                    "--max-failing", max_failing}));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    ExpectSameTree();
+    std::vector<std::string> gets;
+    for (const std::string& line : proxy.Log()) {
+      size_t get = line.find(" GET /" + name_ + "/");
+      if (get == std::string::npos) continue;
+      std::string rest = line.substr(get + 6 + name_.size() + 1);
+      gets.push_back(rest.substr(0, rest.find(' ')));
+    }
+    return gets;
+  };
+  // One failing file is the limit: it alone is asked for until it passes.
+  EXPECT_EQ(order("1", "0.2"), (std::vector<std::string>{"m0", "m0", "m0", "m1",
+                                                         "m2", "m3", "m4"}));
+  // With room for more, the others go on while it waits (two waits of up
+  // to one and two seconds, against a few milliseconds per file).
+  std::vector<std::string> relaxed = order("2", "1");
+  auto last_m0 = std::find(relaxed.rbegin(), relaxed.rend(), "m0");
+  ASSERT_NE(last_m0, relaxed.rend());
+  EXPECT_GT(relaxed.rend() - last_m0, 3)
+      << "m0 was retried before any other file started";
+}
+
 TEST_F(Chaos, AGoawayWithStreamsOpenLosesNothing) {
   std::vector<std::string> lines = ServeMany("g", 12, 2u << 20);
   ChaosProxy proxy(

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <set>
 
 #include "transport/curl_errors.h"
@@ -84,6 +85,23 @@ TEST(RetryPolicy, HonoursRetryAfter) {
   RetryDecision d = policy.OnFailure(busy, Nth(1), now);
   ASSERT_TRUE(Retries(d));
   EXPECT_GE(d.not_before - now, std::chrono::seconds(7));
+}
+
+TEST(HttpStatus, RetryAfterMayBeAnHttpDate) {
+  char date[64];
+  std::time_t in_a_minute = std::time(nullptr) + 60;
+  std::tm tm{};
+  gmtime_r(&in_a_minute, &tm);
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  Error busy = ErrorFromHttpStatus(503, "", "", date);
+  ASSERT_TRUE(busy.retry_after().has_value()) << date;
+  EXPECT_GE(*busy.retry_after(), std::chrono::seconds(58));
+  EXPECT_LE(*busy.retry_after(), std::chrono::seconds(60));
+  // A date in the past asks for no wait.
+  Error past =
+      ErrorFromHttpStatus(429, "", "", "Thu, 01 Jan 1970 00:00:00 GMT");
+  ASSERT_TRUE(past.retry_after().has_value());
+  EXPECT_EQ(*past.retry_after(), std::chrono::seconds(0));
 }
 
 TEST(RetryPolicy, RetryAfterHoldsBackTheWholeRun) {
