@@ -290,11 +290,18 @@ Status Run(const RunOptions& options, RunSummary* summary) {
   std::unique_ptr<Journal> journal;
   if (options.op == Operation::kGet) {
     if (Status s = PrepareDestination(local); !s.ok()) return s;
-    if (Status s = Journal::Open(local, &journal); !s.ok()) {
+  }
+  if (options.op == Operation::kGet || options.op == Operation::kPut) {
+    Journal::Side side = options.op == Operation::kGet
+                             ? Journal::Side::kDownload
+                             : Journal::Side::kUpload;
+    if (Status s = Journal::Open(local, side, &journal); !s.ok()) {
       return s.error().code() == ErrorCode::kUsage
                  ? s
                  : UsageError(s.error().message());
     }
+  }
+  if (journal != nullptr) {
     if (journal->earlier_done() + journal->earlier_parts() > 0) {
       log->info(
           "continuing an unfinished run recorded in {}: {} files finished, {} "

@@ -14,9 +14,12 @@ namespace {
 // Records are handed to the kernel once this many bytes wait.
 constexpr size_t kFlushBytes = 64 * 1024;
 
-// ".NAME.ferry-journal" beside `dir`, so that the folder itself ends up
-// holding nothing but the files; inside it when the parent cannot take it.
-std::string JournalPathFor(const std::string& dir) {
+// Beside `dir`, so that the folder itself ends up holding nothing but the
+// files; a download's goes inside when the parent cannot take it, an
+// upload's nowhere (empty).
+std::string JournalPathFor(const std::string& dir, Journal::Side side) {
+  const bool upload = side == Journal::Side::kUpload;
+  const char* suffix = upload ? ".ferry-put-journal" : ".ferry-journal";
   std::string trimmed = dir;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   size_t slash = trimmed.rfind('/');
@@ -27,16 +30,19 @@ std::string JournalPathFor(const std::string& dir) {
       slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
   if (name.empty() || name == "." || name == ".." ||
       ::access(parent.c_str(), W_OK) != 0) {
-    return trimmed + "/.ferry-journal";
+    return upload ? "" : trimmed + "/" + suffix;
   }
-  return (parent == "/" ? "" : parent) + "/." + name + ".ferry-journal";
+  return (parent == "/" ? "" : parent) + "/." + name + suffix;
 }
 
 }  // namespace
 
-Status Journal::Open(const std::string& dir, std::unique_ptr<Journal>* out) {
+Status Journal::Open(const std::string& dir, Side side,
+                     std::unique_ptr<Journal>* out) {
+  out->reset();
   std::unique_ptr<Journal> j(new Journal());
-  j->path_ = JournalPathFor(dir);
+  j->path_ = JournalPathFor(dir, side);
+  if (j->path_.empty()) return {};
   j->fd_ = ::open(j->path_.c_str(),
                   O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (j->fd_ < 0) {

@@ -1,18 +1,21 @@
-// What a download run has finished and what it has left half done, kept
-// in a small file beside the destination folder, so that the same command
-// started again after a kill, a crash or an interruption skips the files
-// that are complete and continues the partial ones from their kept bytes.
+// What a run has finished and what it has left half done, kept in a small
+// file beside its local folder, so that the same command started again
+// after a kill, a crash or an interruption skips the files that are
+// complete and continues the partial downloads from their kept bytes.
 //
-// The file (".NAME.ferry-journal" beside the folder NAME, or
-// ".ferry-journal" inside it when its parent is not writable) holds one
-// JSON object per line, appended as the run goes; the last line about a
-// file wins, and a line cut short by a kill is ignored. A run holds an
-// exclusive lock on it, so two runs never write one folder at once. It is
-// removed when a run ends with every file done.
+// A download's journal is ".NAME.ferry-journal" beside the destination
+// folder NAME (".ferry-journal" inside it when its parent is not
+// writable); an upload's is ".NAME.ferry-put-journal" beside the source
+// folder, and there is none when that parent is not writable, since the
+// source folder itself is not ferry's to write in. The file holds one JSON
+// object per line, appended as the run goes; the last line about a file
+// wins, and a line cut short by a kill is ignored. A run holds an exclusive
+// lock on it, so two runs never share one. It is removed when a run ends
+// with every file done.
 //
-// A finished file is trusted on a later run only while its size, mtime and
-// inode are what they were when it was finished; a partial one only while
-// its temporary file still holds the kept bytes.
+// A finished file is trusted on a later run only while the local file's
+// size, mtime and inode are what they were when it was finished; a partial
+// one only while its temporary file still holds the kept bytes.
 #pragma once
 
 #include <cstdint>
@@ -39,9 +42,12 @@ class Journal {
     std::string etag;     // the collection's ETag for the file, if any
   };
 
-  // Opens the journal of the download folder `dir`, reading what an
-  // earlier run left. Fails when another run holds it.
-  [[nodiscard]] static Status Open(const std::string& dir,
+  enum class Side { kDownload, kUpload };
+
+  // Opens the journal of the local folder `dir`, reading what an earlier
+  // run left; `*out` stays null when an upload's journal has no place.
+  // Fails when another run holds it.
+  [[nodiscard]] static Status Open(const std::string& dir, Side side,
                                    std::unique_ptr<Journal>* out);
   ~Journal();
   Journal(const Journal&) = delete;

@@ -116,7 +116,6 @@ struct TransferLoop::Attempt {
   uint64_t total = 0;
   std::string etag;
   std::shared_ptr<Hasher> kept_hash;
-  bool committed = false;  // a download that now has its final name
 };
 
 TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
@@ -333,6 +332,12 @@ void TransferLoop::Run() {
     }
     report_->Tick(Clock::now());
     Checkpoint(Clock::now());
+    // Streams that ended above take their next files (or learn that there
+    // are none) now: nothing else would wake the wait below for them (an
+    // upload leaves no disk work behind whose completion would).
+    Admit(Clock::now());
+    if (disk_ != nullptr) disk_->Submit();
+    if (reader_ != nullptr) reader_->Submit();
     if (Finished()) break;
 
     // Wait for sockets, the rings, a due retry or a new job.
@@ -859,7 +864,6 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
     EndAttempt(std::move(a));
     return;
   }
-  a.committed = ending == DiskWriter::Ending::kCommit;
   // The attempt ends when the disk has renamed, kept or removed its file.
   uint64_t cookie;
   if (free_cookies_.empty()) {
@@ -883,7 +887,6 @@ void TransferLoop::OnDiskDone(uint64_t cookie, const Status& status) {
   // A local error explains a stopped transfer better than curl's word.
   if (!status.ok()) {
     a.error = status.error();
-    a.committed = false;
     a.kept = 0;
     a.decided = false;  // a different error: ask again
   }
@@ -892,7 +895,6 @@ void TransferLoop::OnDiskDone(uint64_t cookie, const Status& status) {
 
 void TransferLoop::EndAttempt(Attempt a) {
   if (!a.error) {
-    if (a.committed) RecordFinished(a.job);
     Decide(a);
     return;
   }
@@ -973,8 +975,9 @@ void TransferLoop::Retry(Job job, const RetryDecision& next, const Error& error,
   delayed_.emplace(next.not_before, std::move(job));
 }
 
-// A download has its final name: a later run of the same command need not
-// fetch it again while it stays as it is now.
+// A download has its final name, or an upload arrived: a later run of the
+// same command need not move it again while the local file stays as it is
+// now.
 void TransferLoop::RecordFinished(const Job& job) {
   if (journal_ == nullptr) return;
   struct stat st {};
@@ -1050,6 +1053,7 @@ void TransferLoop::Decide(Attempt& a) {
   switch (job.step) {
     case Step::kGet:
     case Step::kPut:
+      RecordFinished(job);
       result.xxh128 = a.digest;
       result.verified = job.xxh128.has_value();
       log_->info("{:?}: ok, {} bytes, {} attempt(s), {:.3f} s", job.path,

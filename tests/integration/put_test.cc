@@ -3,6 +3,7 @@
 // delete did is checked on that folder directly.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -462,6 +463,59 @@ TEST_F(Transfer, RecursiveBatchLineIsRefusedForDownloads) {
   RunResult r = Get(batch, Url(), dest_, {"--format", "globus-batch"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("cannot list folders"), std::string::npos) << r.err;
+}
+
+TEST_F(Transfer, AnInterruptedUploadRunIsFinishedWithoutSendingAgain) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 400; ++i) {
+    std::string name = "u" + std::to_string(i);
+    WriteFile(local_ / name, RandomBytes(20000, 500 + i));
+    lines.push_back(name);
+  }
+  const std::string manifest = Manifest(lines);
+  std::vector<std::string> args = {
+      "put",          manifest,
+      "--from",       local_.string(),
+      "--to",         Url(),
+      "--streams",    "2",
+      "--ca-file",    TestCollection().ca_file,
+      "--token-file", TestCollection().token_rw_file};
+  const fs::path journal =
+      local_.parent_path() /
+      ("." + local_.filename().string() + ".ferry-put-journal");
+  auto some_arrived = [this] {
+    std::error_code ec;
+    size_t n = 0;
+    for (auto it = fs::directory_iterator(src_, ec);
+         it != fs::directory_iterator(); it.increment(ec)) {
+      ++n;
+    }
+    return n >= 20;
+  };
+  RunResult r = RunFerryAndSignal(args, some_arrived, SIGINT);
+  ASSERT_EQ(r.exit_code, 128 + SIGINT) << r.err;
+  ASSERT_TRUE(fs::exists(journal));
+  size_t arrived = 0;
+  for (const auto& e : fs::directory_iterator(src_)) {
+    (void)e;
+    ++arrived;
+  }
+  const size_t before = Requests().size();
+  r = RunFerry(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(journal));
+  for (const std::string& name : lines) {
+    EXPECT_TRUE(ReadFile(src_ / name) == ReadFile(local_ / name)) << name;
+  }
+  size_t puts = 0;
+  std::vector<Request> requests = Requests();
+  for (size_t i = before; i < requests.size(); ++i) {
+    if (requests[i].method == "PUT") ++puts;
+  }
+  // Every file that had arrived is skipped; those in flight at the
+  // interrupt (at most two) may go again.
+  EXPECT_LE(puts, 400 - arrived + 2);
+  EXPECT_GE(puts, 400 - arrived);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ class JournalTest : public ::testing::Test {
 TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
   {
     std::unique_ptr<Journal> j;
-    ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+    ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
     EXPECT_EQ(j->path(), (root_ / ".dest.ferry-journal").string());
     j->RecordDone("https://h/a", Dest() + "/a", {5, 123, 77});
     j->RecordPart("https://h/b", Dest() + "/b", {4096, 10000, "\"e1\""});
@@ -37,7 +37,7 @@ TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
     j->Flush(true);
   }
   std::unique_ptr<Journal> j;
-  ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
   EXPECT_EQ(j->earlier_done(), 1u);
   EXPECT_EQ(j->earlier_parts(), 1u);
   const Journal::Done* done = j->FindDone("https://h/a", Dest() + "/a");
@@ -66,26 +66,40 @@ TEST_F(JournalTest, ALineCutShortByAKillIsIgnored) {
   }
   {
     std::unique_ptr<Journal> j;
-    ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+    ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
     EXPECT_EQ(j->earlier_done(), 1u);
     EXPECT_EQ(j->earlier_parts(), 0u);
     // A record after the cut line is not glued to it.
     j->RecordDone("u3", "l3", {1, 1, 1});
   }
   std::unique_ptr<Journal> j;
-  ASSERT_TRUE(Journal::Open(Dest(), &j).ok());
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
   EXPECT_EQ(j->earlier_done(), 2u);
   EXPECT_NE(j->FindDone("u3", "l3"), nullptr);
 }
 
 TEST_F(JournalTest, TwoRunsNeverShareAFolder) {
   std::unique_ptr<Journal> first;
-  ASSERT_TRUE(Journal::Open(Dest(), &first).ok());
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &first).ok());
   std::unique_ptr<Journal> second;
-  Status s = Journal::Open(Dest() + "/", &second);
+  Status s = Journal::Open(Dest() + "/", Journal::Side::kDownload, &second);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kUsage);
   EXPECT_NE(s.error().message().find("another ferry run"), std::string::npos);
+}
+
+TEST_F(JournalTest, AnUploadKeepsItsOwnBesideTheSourceOrNone) {
+  std::unique_ptr<Journal> download;
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &download).ok());
+  std::unique_ptr<Journal> upload;
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kUpload, &upload).ok());
+  ASSERT_NE(upload, nullptr);
+  EXPECT_EQ(upload->path(), (root_ / ".dest.ferry-put-journal").string());
+  upload.reset();
+  // Never inside the source folder, whose files an upload may list.
+  std::unique_ptr<Journal> none;
+  ASSERT_TRUE(Journal::Open("/", Journal::Side::kUpload, &none).ok());
+  EXPECT_EQ(none, nullptr);
 }
 
 }  // namespace
