@@ -14,8 +14,8 @@ namespace {
 struct RunCommand {
   RunOptions options;
   CommonFlags flags;
-  std::string sync;    // as given; checked by CLI11
-  std::string format;  // as given; checked by CLI11
+  std::string sync;            // as given; checked by CLI11
+  std::string format;          // as given; checked by CLI11
   double backoff_base = 0.25;  // seconds
   double backoff_cap = 30;     // seconds
   int stall_seconds = 60;
@@ -34,13 +34,14 @@ struct RunCommand {
       };
     }
     if (options.insecure) {
-      log->warn("--insecure: the collection's certificate is NOT checked; "
-                "anyone on the path can read the token and change the data");
+      log->warn(
+          "--insecure: the collection's certificate is NOT checked; "
+          "anyone on the path can read the token and change the data");
     }
-    options.retry.base_delay = std::chrono::milliseconds(
-        static_cast<int64_t>(backoff_base * 1000));
-    options.retry.max_delay = std::chrono::milliseconds(
-        static_cast<int64_t>(backoff_cap * 1000));
+    options.retry.base_delay =
+        std::chrono::milliseconds(static_cast<int64_t>(backoff_base * 1000));
+    options.retry.max_delay =
+        std::chrono::milliseconds(static_cast<int64_t>(backoff_cap * 1000));
     options.retry.stall = std::chrono::seconds(stall_seconds);
     options.retry.deadline = std::chrono::seconds(deadline_seconds);
     if (!sync.empty()) options.sync = *ParseSyncLevel(sync);
