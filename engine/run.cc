@@ -260,6 +260,20 @@ Status PrepareDestination(const std::string& dir) {
   return ProbeWritable(dir);
 }
 
+// What makes two runs the same run for the journal: the operation, both
+// ends, and the manifest file as it is now (its place, size and mtime).
+std::string RunIdentity(const RunOptions& options, const std::string& local) {
+  std::error_code ec;
+  std::filesystem::path manifest =
+      std::filesystem::canonical(options.manifest, ec);
+  struct stat st {};
+  ::stat(options.manifest.c_str(), &st);
+  return fmt::format(
+      "{} {} {} {} {} {}.{:09}", OperationName(options.op), options.base_url,
+      std::filesystem::absolute(local, ec).string(), manifest.string(),
+      st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
 std::string WithoutTrailingSlash(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path;
@@ -295,7 +309,9 @@ Status Run(const RunOptions& options, RunSummary* summary) {
     Journal::Side side = options.op == Operation::kGet
                              ? Journal::Side::kDownload
                              : Journal::Side::kUpload;
-    if (Status s = Journal::Open(local, side, &journal); !s.ok()) {
+    if (Status s =
+            Journal::Open(local, side, RunIdentity(options, local), &journal);
+        !s.ok()) {
       return s.error().code() == ErrorCode::kUsage
                  ? s
                  : UsageError(s.error().message());

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace ferry {
 namespace {
@@ -37,7 +38,7 @@ std::string JournalPathFor(const std::string& dir, Journal::Side side) {
 
 }  // namespace
 
-Status Journal::Open(const std::string& dir, Side side,
+Status Journal::Open(const std::string& dir, Side side, const std::string& run,
                      std::unique_ptr<Journal>* out) {
   out->reset();
   std::unique_ptr<Journal> j(new Journal());
@@ -56,7 +57,7 @@ Status Journal::Open(const std::string& dir, Side side,
     }
     return ErrorFromErrno(errno, "cannot lock the run's journal " + j->path_);
   }
-  j->Load();
+  j->Load(run);
   *out = std::move(j);
   return {};
 }
@@ -74,18 +75,32 @@ uint64_t Journal::Key(const std::string& url, const std::string& local) {
   return h.Final().low;
 }
 
-void Journal::Load() {
+// The first line names the run; a journal of another run (another
+// manifest, or the same one changed since) is started afresh.
+void Journal::Load(const std::string& run) {
+  const std::string header =
+      nlohmann::json{{"k", "run"}, {"run", run}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace) +
+      "\n";
   int fd = ::dup(fd_);
-  if (fd < 0) return;
-  std::FILE* in = ::fdopen(fd, "r");
+  std::FILE* in = fd < 0 ? nullptr : ::fdopen(fd, "r");
   if (in == nullptr) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     return;
   }
   std::rewind(in);
   char* line = nullptr;
   size_t capacity = 0;
-  ssize_t n;
+  ssize_t n = ::getline(&line, &capacity, in);
+  if (n <= 0 || std::string_view(line, static_cast<size_t>(n)) != header) {
+    std::free(line);
+    std::fclose(in);
+    if (::ftruncate(fd_, 0) != 0 && !write_error_) {
+      write_error_ = ErrorFromErrno(errno, "cannot reset the journal " + path_);
+    }
+    buffer_ = header;
+    return;
+  }
   while ((n = ::getline(&line, &capacity, in)) > 0) {
     // A line without its newline was being written when a run died; the
     // next record must not be glued to it.

@@ -13,9 +13,11 @@
 // lock on it, so two runs never share one. It is removed when a run ends
 // with every file done.
 //
-// A finished file is trusted on a later run only while the local file's
-// size, mtime and inode are what they were when it was finished; a partial
-// one only while its temporary file still holds the kept bytes.
+// The journal belongs to one run: the same operation between the same
+// places over the same manifest file, unchanged. A finished file is trusted
+// on a later run only while the local file's size, mtime and inode are
+// what they were when it was finished; a partial one only while its
+// temporary file still holds the kept bytes.
 #pragma once
 
 #include <cstdint>
@@ -45,9 +47,11 @@ class Journal {
   enum class Side { kDownload, kUpload };
 
   // Opens the journal of the local folder `dir`, reading what an earlier
-  // run left; `*out` stays null when an upload's journal has no place.
-  // Fails when another run holds it.
+  // run of the same `run` left (a text naming the command and its
+  // manifest: what another run left is dropped); `*out` stays null when an
+  // upload's journal has no place. Fails when another run holds it.
   [[nodiscard]] static Status Open(const std::string& dir, Side side,
+                                   const std::string& run,
                                    std::unique_ptr<Journal>* out);
   ~Journal();
   Journal(const Journal&) = delete;
@@ -85,7 +89,7 @@ class Journal {
   Journal() = default;
   void Append(const std::string& line);
   static uint64_t Key(const std::string& url, const std::string& local);
-  void Load();
+  void Load(const std::string& run);
 
   std::string path_;
   int fd_ = -1;

@@ -28,7 +28,8 @@ class JournalTest : public ::testing::Test {
 TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
   {
     std::unique_ptr<Journal> j;
-    ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
+    ASSERT_TRUE(
+        Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
     EXPECT_EQ(j->path(), (root_ / ".dest.ferry-journal").string());
     j->RecordDone("https://h/a", Dest() + "/a", {5, 123, 77});
     j->RecordPart("https://h/b", Dest() + "/b", {4096, 10000, "\"e1\""});
@@ -37,7 +38,7 @@ TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
     j->Flush(true);
   }
   std::unique_ptr<Journal> j;
-  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
   EXPECT_EQ(j->earlier_done(), 1u);
   EXPECT_EQ(j->earlier_parts(), 1u);
   const Journal::Done* done = j->FindDone("https://h/a", Dest() + "/a");
@@ -60,29 +61,55 @@ TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
 TEST_F(JournalTest, ALineCutShortByAKillIsIgnored) {
   {
     std::ofstream out(root_ / ".dest.ferry-journal");
-    out << R"({"k":"done","url":"u","local":"l","size":1,"mtime_ns":2,"ino":3})"
+    out << R"({"k":"run","run":"run"})"
+        << "\n"
+        << R"({"k":"done","url":"u","local":"l","size":1,"mtime_ns":2,"ino":3})"
         << "\n"
         << R"({"k":"part","url":"u2","local":"l2","len)";
   }
   {
     std::unique_ptr<Journal> j;
-    ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
+    ASSERT_TRUE(
+        Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
     EXPECT_EQ(j->earlier_done(), 1u);
     EXPECT_EQ(j->earlier_parts(), 0u);
     // A record after the cut line is not glued to it.
     j->RecordDone("u3", "l3", {1, 1, 1});
   }
   std::unique_ptr<Journal> j;
-  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &j).ok());
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
   EXPECT_EQ(j->earlier_done(), 2u);
   EXPECT_NE(j->FindDone("u3", "l3"), nullptr);
 }
 
+TEST_F(JournalTest, AnotherRunStartsAfresh) {
+  {
+    std::unique_ptr<Journal> j;
+    ASSERT_TRUE(
+        Journal::Open(Dest(), Journal::Side::kDownload, "monday", &j).ok());
+    j->RecordDone("u", "l", {1, 1, 1});
+  }
+  {
+    std::unique_ptr<Journal> j;
+    ASSERT_TRUE(
+        Journal::Open(Dest(), Journal::Side::kDownload, "monday", &j).ok());
+    EXPECT_EQ(j->earlier_done(), 1u);
+  }
+  // The manifest changed: nothing of Monday's run is trusted.
+  std::unique_ptr<Journal> j;
+  ASSERT_TRUE(
+      Journal::Open(Dest(), Journal::Side::kDownload, "tuesday", &j).ok());
+  EXPECT_EQ(j->earlier_done(), 0u);
+  EXPECT_EQ(j->FindDone("u", "l"), nullptr);
+}
+
 TEST_F(JournalTest, TwoRunsNeverShareAFolder) {
   std::unique_ptr<Journal> first;
-  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &first).ok());
+  ASSERT_TRUE(
+      Journal::Open(Dest(), Journal::Side::kDownload, "run", &first).ok());
   std::unique_ptr<Journal> second;
-  Status s = Journal::Open(Dest() + "/", Journal::Side::kDownload, &second);
+  Status s =
+      Journal::Open(Dest() + "/", Journal::Side::kDownload, "run", &second);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kUsage);
   EXPECT_NE(s.error().message().find("another ferry run"), std::string::npos);
@@ -90,15 +117,17 @@ TEST_F(JournalTest, TwoRunsNeverShareAFolder) {
 
 TEST_F(JournalTest, AnUploadKeepsItsOwnBesideTheSourceOrNone) {
   std::unique_ptr<Journal> download;
-  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, &download).ok());
+  ASSERT_TRUE(
+      Journal::Open(Dest(), Journal::Side::kDownload, "run", &download).ok());
   std::unique_ptr<Journal> upload;
-  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kUpload, &upload).ok());
+  ASSERT_TRUE(
+      Journal::Open(Dest(), Journal::Side::kUpload, "run", &upload).ok());
   ASSERT_NE(upload, nullptr);
   EXPECT_EQ(upload->path(), (root_ / ".dest.ferry-put-journal").string());
   upload.reset();
   // Never inside the source folder, whose files an upload may list.
   std::unique_ptr<Journal> none;
-  ASSERT_TRUE(Journal::Open("/", Journal::Side::kUpload, &none).ok());
+  ASSERT_TRUE(Journal::Open("/", Journal::Side::kUpload, "run", &none).ok());
   EXPECT_EQ(none, nullptr);
 }
 
