@@ -260,6 +260,11 @@ Status PrepareDestination(const std::string& dir) {
   return ProbeWritable(dir);
 }
 
+std::string WithoutTrailingSlash(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
 // What makes two runs the same run for the journal: the operation, both
 // ends, and the manifest file as it is now (its place, size and mtime).
 std::string RunIdentity(const RunOptions& options, const std::string& local) {
@@ -268,15 +273,10 @@ std::string RunIdentity(const RunOptions& options, const std::string& local) {
       std::filesystem::canonical(options.manifest, ec);
   struct stat st {};
   ::stat(options.manifest.c_str(), &st);
-  return fmt::format(
-      "{} {} {} {} {} {}.{:09}", OperationName(options.op), options.base_url,
-      std::filesystem::absolute(local, ec).string(), manifest.string(),
-      st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-}
-
-std::string WithoutTrailingSlash(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path;
+  return fmt::format("{} {} {} {} {} {}.{:09}", OperationName(options.op),
+                     WithoutTrailingSlash(options.base_url), local,
+                     manifest.string(), st.st_size, st.st_mtim.tv_sec,
+                     st.st_mtim.tv_nsec);
 }
 
 }  // namespace
@@ -304,6 +304,13 @@ Status Run(const RunOptions& options, RunSummary* summary) {
   std::unique_ptr<Journal> journal;
   if (options.op == Operation::kGet) {
     if (Status s = PrepareDestination(local); !s.ok()) return s;
+  }
+  // One spelling of the folder for the journal's records, however the
+  // command line spelled it this time.
+  if (options.op == Operation::kGet || options.op == Operation::kPut) {
+    std::error_code ec;
+    std::filesystem::path absolute = std::filesystem::absolute(local, ec);
+    if (!ec) local = WithoutTrailingSlash(absolute.lexically_normal());
   }
   if (options.op == Operation::kGet || options.op == Operation::kPut) {
     Journal::Side side = options.op == Operation::kGet
@@ -371,8 +378,10 @@ Status Run(const RunOptions& options, RunSummary* summary) {
       journal->Remove();
     } else {
       journal->Flush(/*sync=*/true);
-      log->info("the same command continues this run ({} records it)",
-                journal->path());
+      log->warn(
+          "run the same command again to continue: {} records what "
+          "is done and what is partial",
+          journal->path());
     }
   }
   return {};

@@ -109,35 +109,45 @@ void Journal::Load(const std::string& run) {
       break;
     }
     nlohmann::json e = nlohmann::json::parse(line, line + n, nullptr, false);
-    if (!e.is_object() || !e.contains("url") || !e.contains("local")) continue;
-    const nlohmann::json& url = e["url"];
-    const nlohmann::json& local = e["local"];
-    if (!url.is_string() || !local.is_string()) continue;
-    uint64_t key = Key(url.get<std::string>(), local.get<std::string>());
-    std::string kind = e.value("k", "");
-    if (kind == "done") {
-      Done d;
-      d.size = e.value("size", uint64_t{0});
-      d.mtime_ns = e.value("mtime_ns", int64_t{0});
-      d.ino = e.value("ino", uint64_t{0});
-      done_[key] = d;
-      parts_.erase(key);
-    } else if (kind == "part") {
-      Part p;
-      p.length = e.value("length", uint64_t{0});
-      p.total = e.value("total", uint64_t{0});
-      p.etag = e.value("etag", "");
-      parts_[key] = p;
-      done_.erase(key);
-    } else if (kind == "drop") {
-      parts_.erase(key);
-      done_.erase(key);
+    try {
+      Apply(e);
+    } catch (const nlohmann::json::exception&) {
+      // A line that is not what ferry writes: ignored like a torn one.
     }
   }
   std::free(line);
   std::fclose(in);
   done_count_ = done_.size();
   part_count_ = parts_.size();
+}
+
+// Takes in one record of an earlier run; throws on fields of the wrong
+// type.
+void Journal::Apply(const nlohmann::json& e) {
+  if (!e.is_object() || !e.contains("url") || !e.contains("local")) return;
+  const nlohmann::json& url = e["url"];
+  const nlohmann::json& local = e["local"];
+  if (!url.is_string() || !local.is_string()) return;
+  uint64_t key = Key(url.get<std::string>(), local.get<std::string>());
+  std::string kind = e.value("k", "");
+  if (kind == "done") {
+    Done d;
+    d.size = e.value("size", uint64_t{0});
+    d.mtime_ns = e.value("mtime_ns", int64_t{0});
+    d.ino = e.value("ino", uint64_t{0});
+    done_[key] = d;
+    parts_.erase(key);
+  } else if (kind == "part") {
+    Part p;
+    p.length = e.value("length", uint64_t{0});
+    p.total = e.value("total", uint64_t{0});
+    p.etag = e.value("etag", "");
+    parts_[key] = p;
+    done_.erase(key);
+  } else if (kind == "drop") {
+    parts_.erase(key);
+    done_.erase(key);
+  }
 }
 
 const Journal::Done* Journal::FindDone(const std::string& url,

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -90,6 +91,7 @@ class Journal {
   void Append(const std::string& line);
   static uint64_t Key(const std::string& url, const std::string& local);
   void Load(const std::string& run);
+  void Apply(const nlohmann::json& record);
 
   std::string path_;
   int fd_ = -1;

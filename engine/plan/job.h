@@ -54,6 +54,7 @@ struct Job {
   std::optional<Kept> kept;
 
   int attempts = 0;          // attempts of the current step started so far
+  int fruitless = 0;         // of these, failed ones that moved nothing forward
   bool failing = false;      // a retry has been scheduled for this file
   int token_generation = 0;  // of the token its last attempt sent
   std::optional<Error> last_error;  // of its last failed attempt

@@ -12,6 +12,7 @@
 
 #include "disk/disk_writer.h"
 #include "disk/journal.h"
+#include "ferry/own_files.h"
 #include "ferry/url.h"
 #include "plan/dest_guard.h"
 #include "verify/file_hasher.h"
@@ -162,6 +163,18 @@ Job Planner::Plan(const ManifestEntry& entry) const {
       return job;
     }
   }
+  if (job.download) {
+    std::string_view name = job.local;
+    name.remove_prefix(name.rfind('/') + 1);
+    if (IsOwnFileName(name)) {
+      job.error = Error(ErrorCode::kManifest, RetryClass::kPermanent,
+                        fmt::format("line {}: {:?} is the name of a file ferry "
+                                    "keeps for itself (a partial download or "
+                                    "a journal); not written",
+                                    job.line, std::string(name)));
+      return job;
+    }
+  }
   if (options_.journal != nullptr && FinishedEarlier(job)) return job;
   DecideLocally(job);
   return job;
@@ -169,8 +182,12 @@ Job Planner::Plan(const ManifestEntry& entry) const {
 
 bool Planner::FinishedEarlier(Job& job) const {
   struct stat st {};
-  if (const Journal::Done* done =
-          options_.journal->FindDone(job.url, job.local)) {
+  // A sync level asks to compare the two sides, whatever ran before.
+  const Journal::Done* done =
+      options_.sync == SyncLevel::kNone
+          ? options_.journal->FindDone(job.url, job.local)
+          : nullptr;
+  if (done != nullptr) {
     if (::lstat(job.local.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         static_cast<uint64_t>(st.st_size) == done->size &&
         static_cast<uint64_t>(st.st_ino) == done->ino &&

@@ -32,11 +32,13 @@ RetryDecision RetryPolicy::OnFailure(const Error& error,
     decision.resume_from = attempt.kept_bytes;
     return decision;
   }
-  if (!(transient || suspect) || attempt.attempt >= options_.max_attempts) {
-    return decision;
+  if (!(transient || suspect)) return decision;
+  decision.resume_from = suspect ? 0 : attempt.kept_bytes;
+  if (attempt.fruitless >= options_.max_attempts ||
+      attempt.attempt >= 10 * options_.max_attempts) {
+    return decision;  // given up; the same command may continue the bytes
   }
   decision.action = RetryDecision::kRetry;
-  decision.resume_from = suspect ? 0 : attempt.kept_bytes;
   // Full jitter: a uniform wait in [0, min(cap, base * 2^(attempt-1))], so
   // that files failing together do not come back together.
   int shift = std::min(attempt.attempt - 1, 20);

@@ -130,6 +130,7 @@ void Report::PrintProgress(std::chrono::steady_clock::time_point now) {
 RunSummary Report::Finish() {
   if (progress_shown_ && tty_) std::fputs("\r\033[K", stderr);
   summary_.seconds = Seconds(std::chrono::steady_clock::now() - start_);
+  summary_.moved = moved_;
   uint64_t done =
       summary_.ok + summary_.skipped + summary_.absent + summary_.failed;
   summary_.not_attempted = summary_.files > done ? summary_.files - done : 0;
@@ -151,7 +152,9 @@ bool RunSummary::all_ok() const {
 std::string RunSummary::ToText() const {
   static constexpr const char* kDone[] = {"arrived", "uploaded", "deleted",
                                           "found"};
-  double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
+  // The rate is of the bytes that crossed the network this run: a file
+  // continued from an earlier run counts whole in `bytes`, not here.
+  double rate = seconds > 0 ? static_cast<double>(moved) / seconds : 0;
   std::string text =
       fmt::format("{} files: {} {}", files, ok, kDone[static_cast<int>(op)]);
   if (op == Operation::kGet || op == Operation::kPut) {
@@ -167,6 +170,10 @@ std::string RunSummary::ToText() const {
                         HumanBytes(static_cast<double>(bytes)), seconds,
                         HumanBytes(rate),
                         seconds > 0 ? static_cast<double>(ok) / seconds : 0);
+    if (moved != bytes) {
+      text += fmt::format(" ({} {})", HumanBytes(static_cast<double>(moved)),
+                          op == Operation::kPut ? "sent" : "received");
+    }
   } else {
     text += fmt::format(
         "\nin {:.2f} s: {:.0f} files/s", seconds,

@@ -30,6 +30,7 @@ std::string Excerpt(const std::string& body) {
   for (char c : body.substr(0, 200)) {
     out.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
   }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
   return out.empty() ? out : ": " + out;
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "transport/curl_errors.h"
@@ -91,6 +92,7 @@ struct TransferLoop::Stream {
   std::string retry_after;
   std::string etag;
   std::string content_range;
+  uint64_t kept_before = 0;   // bytes kept when the attempt started
   bool ranged = false;        // the request asked for the bytes after job.kept
   bool resumed = false;       // the answer continues them
   uint64_t checkpointed = 0;  // written length last journaled
@@ -421,6 +423,11 @@ bool TransferLoop::ClaimKey(Job& job) {
   entry_hasher.Update(job.url.data(), job.url.size());
   entry_hasher.Update("", 1);
   entry_hasher.Update(job.local.data(), job.local.size());
+  // The columns too: the same file with other promises is no repeat.
+  std::string columns =
+      fmt::format("{}/{}", job.size ? std::to_string(*job.size) : "",
+                  job.xxh128 ? job.xxh128->ToHex() : "");
+  entry_hasher.Update(columns.data(), columns.size());
   const uint64_t entry_digest = entry_hasher.Final().low;
   auto [seen, first] =
       seen_keys_.try_emplace(key_digest, SeenKey{job.line, entry_digest});
@@ -516,6 +523,7 @@ void TransferLoop::Start(Stream& s, Job job) {
       s.job.kept->length >= s.job.kept->total) {
     s.job.kept.reset();  // nothing left to ask for: fetch it whole
   }
+  s.kept_before = s.job.kept ? s.job.kept->length : 0;
   SetRequest(s);
   if (s.job.step == Step::kPut) {
     // The request starts when the first bytes are read (OnReaderReady).
@@ -598,9 +606,17 @@ bool TransferLoop::BeginFile(Stream& s) {
   if (s.ranged && s.status == 206) {
     uint64_t first = 0, total = 0;
     const Job::Kept& kept = *s.job.kept;
-    if (!ParseContentRange(s.content_range, &first, &total) ||
-        first != kept.length ||
-        (kept.total != 0 && total != 0 && total != kept.total)) {
+    bool parsed = ParseContentRange(s.content_range, &first, &total);
+    if (parsed && kept.total != 0 && total != 0 && total != kept.total) {
+      s.local_error = Error(
+          ErrorCode::kTruncated, RetryClass::kTransient,
+          fmt::format("the file changed on the collection since its first "
+                      "bytes arrived ({} bytes then, {} now); starting over",
+                      kept.total, total));
+      s.job.kept.reset();
+      return false;
+    }
+    if (!parsed || first != kept.length) {
       s.local_error = Error(
           ErrorCode::kTruncated, RetryClass::kTransient,
           fmt::format("asked for the bytes from {}, got '{}'; starting over",
@@ -705,6 +721,13 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
   if (s.local_error) return s.local_error;
   if (code == CURLE_WRITE_ERROR && s.file && disk_->failed(*s.file)) {
     return std::nullopt;  // the disk writer reports its own error
+  }
+  if (code == CURLE_OPERATION_TIMEDOUT &&
+      std::strncmp(s.error_buffer, "Operation too slow", 18) == 0) {
+    return Error(ErrorCode::kTimeout, RetryClass::kTransient,
+                 fmt::format("stalled: no byte moved for {} s "
+                             "(--stall-timeout)",
+                             options_.retry.stall.count()));
   }
   if (code != CURLE_OK) return ErrorFromCurl(code, s.error_buffer);
   curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
@@ -840,17 +863,18 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
       a.kept_hash = std::make_shared<Hasher>();
       a.kept_hash->CopyFrom(*s.job.kept->hash);
     }
+    // An attempt that moved the download forward is not held against it.
+    if (a.kept <= s.kept_before) ++s.job.fruitless;
     FailedAttempt failed;
     failed.attempt = s.job.attempts;
+    failed.fruitless = s.job.fruitless;
     failed.kept_bytes = a.kept;
     failed.resumed = a.resumed;
     failed.token_generation = s.job.token_generation;
     a.decision = policy_.OnFailure(*a.error, failed, Clock::now());
     a.decided = true;
     // Kept for a later attempt, or for the same command run again.
-    bool later = a.decision.action == RetryDecision::kRetry ||
-                 a.decision.action == RetryDecision::kStopRun;
-    if (file && later && a.kept > 0 && a.decision.resume_from == a.kept &&
+    if (file && a.kept > 0 && a.decision.resume_from == a.kept &&
         !disk_->failed(*file)) {
       ending = DiskWriter::Ending::kKeep;
     } else if (a.decision.resume_from == 0) {
@@ -905,6 +929,7 @@ void TransferLoop::EndAttempt(Attempt a) {
   if (!a.decided) {
     FailedAttempt failed;
     failed.attempt = job.attempts;
+    failed.fruitless = ++job.fruitless;
     failed.kept_bytes = a.kept;
     failed.resumed = a.resumed;
     failed.token_generation = job.token_generation;
@@ -1031,6 +1056,7 @@ void TransferLoop::Decide(Attempt& a) {
   auto then = [this, &job](Step step) {
     job.step = step;
     job.attempts = 0;
+    job.fruitless = 0;
     unblocked_.push_front(std::move(job));
   };
   std::string reason;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "ferry/manifest.h"
+#include "ferry/own_files.h"
 
 namespace ferry {
 namespace {
@@ -178,6 +179,11 @@ void TreeWalker::List(Level* level) {
     }
     std::string_view name = entry->d_name;
     if (name == "." || name == ".." || Excluded(*level, name)) continue;
+    if (IsOwnFileName(name)) {
+      log_.info("{}{}: a file ferry keeps for itself, not listed",
+                level->prefix, name);
+      continue;
+    }
     std::string rel = level->prefix + entry->d_name;
     if (auto reason = ManifestCannotHold(rel)) {
       log_.warn("{:?}: name a manifest cannot hold ({}), skipped", rel,

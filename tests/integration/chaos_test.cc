@@ -122,6 +122,46 @@ TEST_F(Chaos, ACollectionThatIgnoresRangesGetsTheWholeFileAgain) {
   EXPECT_EQ(ReportOf("f")["attempts"], 2);
 }
 
+TEST_F(Chaos, CutsThatLetADownloadMoveOnDoNotUseUpItsAttempts) {
+  const std::string data = RandomBytes(6u << 20, 11);
+  Serve("cut", data);
+  // Every answer is cut after 1 MiB; each attempt continues where the
+  // last one stopped.
+  ChaosProxy proxy(Json::array(
+      {Rule("cut", {{"fault", "cut"}, {"after", 1 << 20}, {"times", -1}})}));
+  RunResult r = RunFerry(Through(proxy, Manifest({"cut\t\t" + Hex(data)}),
+                                 {"--attempts", "2", "--backoff", "0"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_GE(ReportOf("cut")["attempts"], 6);
+}
+
+TEST_F(Chaos, ADownloadThatGivesUpKeepsItsBytesForTheSameCommand) {
+  const std::string data = RandomBytes(6u << 20, 12);
+  Serve("f", data);
+  // The first answer brings 1 MiB; the next two bring nothing.
+  ChaosProxy proxy(
+      Json::array({Rule("f", {{"fault", "cut"}, {"after", 1 << 20}}),
+                   Rule("f", {{"fault", "cut"}, {"after", 0}, {"times", 2}})}));
+  const std::vector<std::string> args =
+      Through(proxy, Manifest({"f\t\t" + Hex(data)}),
+              {"--attempts", "2", "--backoff", "0"});
+  RunResult r = RunFerry(args);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(ReportOf("f")["status"], "failed");
+  EXPECT_EQ(fs::file_size(dest_ / ".f.ferry-part"), 1u << 20);
+  EXPECT_NE(r.err.find("run the same command again"), std::string::npos)
+      << r.err;
+  // The rules are spent: the same command fetches only the rest.
+  r = RunFerry(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  std::vector<Request> requests = Requests();
+  ASSERT_FALSE(requests.empty());
+  EXPECT_EQ(requests.back().range, "bytes=" + std::to_string(1 << 20) + "-");
+  EXPECT_EQ(requests.back().status, 206);
+}
+
 TEST_F(Chaos, TruncatedBodiesAreRetriedOnBothProtocols) {
   const std::string a = RandomBytes(3u << 20, 3);
   Serve("a", a);

@@ -270,8 +270,8 @@ TEST_F(Get, RepeatedEntriesAreFetchedOnce) {
   const std::string data = RandomBytes(24u << 20, 5);
   Serve("twice", data);
   Serve("other", "other");
-  RunResult r = GetWith(Manifest({"twice\t\t" + Hex(data), "other", "twice",
-                                  "twice\t" + std::to_string(data.size())}),
+  const std::string line = "twice\t\t" + Hex(data);
+  RunResult r = GetWith(Manifest({line, "other", line, line}),
                         TestCollection().token_rw_file, {"--streams", "4"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("line 3 repeats line 1"), std::string::npos) << r.err;
@@ -298,6 +298,23 @@ TEST_F(Get, RepeatedEntriesAreFetchedOnce) {
   EXPECT_EQ(gets, 1);
 }
 
+TEST_F(Get, OneFileWithOtherPromisesIsNoRepeat) {
+  const std::string data = RandomBytes(1000, 9);
+  Serve("f", data);
+  // The second line promises another size: it is checked on its own, and
+  // fails, whatever the first line did.
+  RunResult r =
+      GetWith(Manifest({"f\t1000", "f\t999"}), TestCollection().token_rw_file);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("names the same destination"), std::string::npos)
+      << r.err;
+  std::vector<Json> report = Report();
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_EQ(report[0]["status"], "ok");
+  EXPECT_EQ(report[1]["status"], "failed");
+  ExpectSameTree();
+}
+
 TEST_F(Get, TwoSourcesForOneDestinationNeverWriteItAtOnce) {
   const std::string a = RandomBytes(24u << 20, 6);
   Serve("a", a);
@@ -310,6 +327,19 @@ TEST_F(Get, TwoSourcesForOneDestinationNeverWriteItAtOnce) {
       << r.err;
   EXPECT_EQ(ListTree(dest_), std::vector<std::string>{"same"});
   EXPECT_EQ(ReadFile(dest_ / "same"), "the later entry wins");
+}
+
+TEST_F(Get, NamesOfFerrysOwnFilesAreNeverWritten) {
+  Serve("real", "real data");
+  Serve(".real.ferry-part", "someone's leftover");
+  Serve(".ferry-journal", "not a journal");
+  RunResult r =
+      GetWith(Manifest({"real", ".real.ferry-part", ".ferry-journal"}),
+              TestCollection().token_rw_file);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("keeps for itself"), std::string::npos) << r.err;
+  EXPECT_EQ(ListTree(dest_), std::vector<std::string>{"real"});
+  EXPECT_EQ(ReadFile(dest_ / "real"), "real data");
 }
 
 TEST_F(Get, NamesAsLongAsTheFileSystemAllows) {
@@ -434,7 +464,10 @@ TEST_F(Get, InterruptLeavesPartialFilesThatTheSameCommandContinues) {
     }
   }
 
-  // The same command again: the partial files go on from their bytes.
+  // The same command again, its folder spelled another way: the partial
+  // files go on from their bytes.
+  *(std::find(args.begin(), args.end(), "--to") + 1) =
+      (dest_ / "." / "").string();
   r = RunFerry(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();

@@ -103,6 +103,26 @@ TEST_F(JournalTest, AnotherRunStartsAfresh) {
   EXPECT_EQ(j->FindDone("u", "l"), nullptr);
 }
 
+TEST_F(JournalTest, RecordsOfTheWrongShapeAreIgnored) {
+  {
+    std::ofstream out(root_ / ".dest.ferry-journal");
+    out << R"({"k":"run","run":"run"})"
+        << "\n"
+        << R"({"k":"done","url":"u","local":"l","size":"x"})"
+        << "\n"
+        << R"({"k":"part","url":"u","local":"l","etag":5})"
+        << "\n"
+        << "[1,2]\nnull\n"
+        << R"({"k":"done","url":"v","local":"m","size":3,"mtime_ns":4,"ino":5})"
+        << "\n";
+  }
+  std::unique_ptr<Journal> j;
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
+  EXPECT_EQ(j->earlier_done(), 1u);
+  EXPECT_EQ(j->earlier_parts(), 0u);
+  EXPECT_NE(j->FindDone("v", "m"), nullptr);
+}
+
 TEST_F(JournalTest, TwoRunsNeverShareAFolder) {
   std::unique_ptr<Journal> first;
   ASSERT_TRUE(

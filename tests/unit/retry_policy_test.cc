@@ -27,6 +27,7 @@ RetryOptions Options(int attempts, milliseconds base, milliseconds cap) {
 FailedAttempt Nth(int attempt, uint64_t kept = 0) {
   FailedAttempt a;
   a.attempt = attempt;
+  a.fruitless = attempt;
   a.kept_bytes = kept;
   return a;
 }
@@ -153,6 +154,21 @@ TEST(RetryPolicy, DownloadsContinueFromTheirKeptBytes) {
   EXPECT_FALSE(Retries(policy.OnFailure(
       Error(ErrorCode::kChecksum, RetryClass::kPermanent, "digest"), Nth(1),
       now)));
+}
+
+TEST(RetryPolicy, AttemptsThatMoveADownloadForwardDoNotCount) {
+  RetryPolicy policy(Options(3, milliseconds(10), milliseconds(20)), 1);
+  Clock::time_point now{};
+  Error cut(ErrorCode::kNetwork, RetryClass::kTransient, "reset");
+  FailedAttempt progressing = Nth(7, 1000);
+  progressing.fruitless = 2;
+  EXPECT_TRUE(Retries(policy.OnFailure(cut, progressing, now)));
+  // Ten times the limit in all, however much each moved.
+  progressing.attempt = 30;
+  RetryDecision d = policy.OnFailure(cut, progressing, now);
+  EXPECT_EQ(d.action, RetryDecision::kGiveUp);
+  // Given up, the bytes stay for the same command run again.
+  EXPECT_EQ(d.resume_from, 1000u);
 }
 
 TEST(RetryPolicy, ARefusedTokenIsRefreshedOncePerToken) {

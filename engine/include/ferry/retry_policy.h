@@ -35,7 +35,11 @@ struct RetryOptions {
 
 // What the caller knows about the attempt that just failed.
 struct FailedAttempt {
-  int attempt = 1;           // its number, 1-based
+  int attempt = 1;  // its number, 1-based
+  // Of these, the attempts that failed without moving a download forward
+  // (this one included); only they count against max_attempts, up to ten
+  // times as many attempts in all.
+  int fruitless = 1;
   uint64_t kept_bytes = 0;   // good bytes kept on disk that a retry may
                              // continue from (downloads only)
   bool resumed = false;      // the attempt itself continued earlier bytes
@@ -61,8 +65,9 @@ class RetryPolicy {
   // Classifies a failed attempt. Transient errors are retried with
   // exponential backoff and full jitter, never sooner than a server's
   // Retry-After; a download continues from its kept bytes unless those
-  // bytes are suspect (a resumed file whose checksum failed starts over).
-  // A refused token is refreshed once per token; permanent errors give up.
+  // bytes are suspect (a resumed file whose checksum failed starts over),
+  // and keeps them for a later run when it gives up or the run stops. A
+  // refused token is refreshed once per token; permanent errors give up.
   RetryDecision OnFailure(const Error& error, const FailedAttempt& attempt,
                           Clock::time_point now);
 

@@ -92,6 +92,7 @@ struct RunSummary {
   uint64_t failed = 0;         // attempted and given up
   uint64_t not_attempted = 0;  // never started because the run stopped
   uint64_t bytes = 0;          // bytes of the files moved
+  uint64_t moved = 0;          // bytes sent or received, failed attempts too
   uint64_t retries = 0;        // attempts after a file's first
   uint64_t resumed = 0;        // downloads continued from kept bytes
   double held_seconds = 0;     // new requests held back by Retry-After
