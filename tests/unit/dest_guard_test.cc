@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "unit/scratch_dir.h"
+
 namespace ferry {
 namespace {
 
@@ -14,9 +16,7 @@ namespace fs = std::filesystem;
 class DestinationGuardTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = fs::temp_directory_path() /
-            ("ferry-guard-" + std::to_string(::getpid()));
-    fs::remove_all(base_);
+    base_ = testing::MakeScratchDir("ferry-guard");
     root_ = base_ / "root";
     outside_ = base_ / "outside";
     fs::create_directories(root_);

@@ -10,6 +10,8 @@
 #include <map>
 #include <sstream>
 
+#include "unit/scratch_dir.h"
+
 namespace ferry {
 namespace {
 
@@ -18,11 +20,7 @@ namespace fs = std::filesystem;
 class DiskWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("ferry-disk-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = testing::MakeScratchDir("ferry-disk");
     DiskOptions options;
     options.buffer_size = 4096;  // small, so that files span many buffers
     Status s = DiskWriter::Create(options, &disk_);

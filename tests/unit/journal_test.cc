@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "unit/scratch_dir.h"
+
 namespace ferry {
 namespace {
 
@@ -13,10 +15,7 @@ namespace fs = std::filesystem;
 class JournalTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("ferry-journal-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ = testing::MakeScratchDir("ferry-journal");
     fs::create_directories(root_ / "dest");
   }
   void TearDown() override { fs::remove_all(root_); }
