@@ -85,6 +85,11 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
                   "Connections to the collection, at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  app->add_option("--max-requests", o.max_requests,
+                  "Requests that may start in any one second, spread evenly "
+                  "(0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   app->add_flag("--http1.1", o.http1,
                 "Use HTTP/1.1: one request per connection at a time");
   app->add_option("--attempts", o.retry.max_attempts,

@@ -182,6 +182,10 @@ std::string RunSummary::ToText() const {
   if (retries > 0) text += fmt::format(", {} retries", retries);
   if (resumed > 0)
     text += fmt::format(" ({} continued a partial file)", resumed);
+  if (request_limit_seconds > 0) {
+    text += fmt::format(", held back {:.1f} s by --max-requests",
+                        request_limit_seconds);
+  }
   if (held_seconds > 0) {
     text += fmt::format(", held back {:.1f} s by the collection's Retry-After",
                         held_seconds);

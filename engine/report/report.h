@@ -52,8 +52,13 @@ class Report {
   void AddMoved(uint64_t bytes) { moved_ += bytes; }
   void AddRetry() { ++summary_.retries; }
   void AddResumed() { ++summary_.resumed; }
-  void SetHeld(std::chrono::steady_clock::duration held) {
-    summary_.held_seconds = std::chrono::duration<double>(held).count();
+  // How long the run was held back by servers' Retry-After and by
+  // --max-requests.
+  void SetHeld(std::chrono::steady_clock::duration by_servers,
+               std::chrono::steady_clock::duration by_request_limit) {
+    summary_.held_seconds = std::chrono::duration<double>(by_servers).count();
+    summary_.request_limit_seconds =
+        std::chrono::duration<double>(by_request_limit).count();
   }
   void StopRun(const Error& error);
 

@@ -131,7 +131,11 @@ TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
       journal_(journal),
       report_(report),
       log_(log),
-      policy_(options.retry, std::random_device{}()) {}
+      policy_(options.retry, std::random_device{}()),
+      limiter_(options.max_requests) {
+  // The OPTIONS probe that opened the run was a request too.
+  limiter_.Started(Clock::now());
+}
 
 TransferLoop::~TransferLoop() {
   for (auto& s : streams_) {
@@ -353,7 +357,7 @@ void TransferLoop::Run() {
     }
     curl_multi_poll(multi_, fds, nfds, PollTimeoutMs(Clock::now()), nullptr);
   }
-  report_->SetHeld(policy_.held());
+  report_->SetHeld(policy_.held(), limiter_.held());
 }
 
 bool TransferLoop::Finished() const {
@@ -374,7 +378,11 @@ int TransferLoop::PollTimeoutMs(Clock::time_point now) {
     ms = std::clamp<long>(static_cast<long>(due.count()), 0, ms);
   }
   if (!unblocked_.empty() && !idle_streams_.empty() && policy_.MayRetry(now)) {
-    ms = 0;
+    auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
+        limiter_.NextStart() - now);
+    // Round up: woken a little early, the limit would still say no.
+    long wait = limiter_.MayStart(now) ? 0 : static_cast<long>(due.count()) + 1;
+    ms = std::clamp<long>(wait, 0, ms);
   }
   return static_cast<int>(ms);
 }
@@ -491,6 +499,11 @@ void TransferLoop::Admit(Clock::time_point now) {
       Finish(*job, result);
       continue;
     }
+    if (!limiter_.MayStart(now)) {
+      unblocked_.push_front(std::move(*job));  // first when the limit allows
+      return;
+    }
+    limiter_.Started(now);
     Stream* s = idle_streams_.back();
     idle_streams_.pop_back();
     Start(*s, std::move(*job));

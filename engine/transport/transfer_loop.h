@@ -27,6 +27,7 @@
 #include "ferry/run.h"
 #include "plan/job.h"
 #include "plan/planner.h"
+#include "policy/request_limiter.h"
 #include "report/report.h"
 
 namespace ferry {
@@ -95,6 +96,7 @@ class TransferLoop {
   Report* report_;
   spdlog::logger* log_;
   RetryPolicy policy_;
+  RequestLimiter limiter_;
 
   CURLM* multi_ = nullptr;
   curl_slist* headers_ = nullptr;

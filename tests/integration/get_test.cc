@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "ferry/digest.h"
@@ -340,6 +341,41 @@ TEST_F(Get, NamesOfFerrysOwnFilesAreNeverWritten) {
   EXPECT_NE(r.err.find("keeps for itself"), std::string::npos) << r.err;
   EXPECT_EQ(ListTree(dest_), std::vector<std::string>{"real"});
   EXPECT_EQ(ReadFile(dest_ / "real"), "real data");
+}
+
+TEST_F(Get, MaxRequestsIsACeilingInEverySecond) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 500; ++i) {
+    lines.push_back("r" + std::to_string(i));
+    Serve(lines.back(), std::to_string(i));
+  }
+  auto start = std::chrono::steady_clock::now();
+  RunResult r = GetWith(Manifest(lines), TestCollection().token_rw_file,
+                        {"--max-requests", "200", "--streams", "32"});
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_NE(r.err.find("held back"), std::string::npos) << r.err;
+  // 501 requests (the OPTIONS probe too) at 200 a second: two seconds and
+  // a half at least.
+  EXPECT_GE(seconds, 2.4);
+  // The collection's log is the witness: when each request reached nginx
+  // (when it ended less how long it took), and how many began in the
+  // second that followed. Its clock counts milliseconds, so the window is
+  // shortened by two of them.
+  std::vector<double> starts;
+  for (const Request& q : Requests()) starts.push_back(q.ended - q.seconds);
+  ASSERT_EQ(starts.size(), 501u);
+  std::sort(starts.begin(), starts.end());
+  size_t most = 0;
+  for (size_t i = 0, j = 0; i < starts.size(); ++i) {
+    while (j < starts.size() && starts[j] < starts[i] + 0.998) ++j;
+    most = std::max(most, j - i);
+  }
+  EXPECT_LE(most, 200u);
+  EXPECT_GE(most, 150u);  // not a run that never came near the limit
 }
 
 TEST_F(Get, NamesAsLongAsTheFileSystemAllows) {

@@ -336,8 +336,11 @@ std::vector<Request> CollectionTest::Requests() const {
     size_t closing = line.find('"', quote + 1);
     if (closing != std::string::npos) {
       std::istringstream rest(line.substr(closing + 1));
-      rest >> r.status;
+      uint64_t body_bytes = 0, request_bytes = 0;
+      rest >> r.status >> body_bytes >> request_bytes >> r.seconds;
     }
+    size_t ended = line.rfind(" t=");
+    if (ended != std::string::npos) r.ended = std::stod(line.substr(ended + 3));
     size_t range = line.find(" range=\"");
     if (range != std::string::npos) {
       size_t start = range + 8;

@@ -94,7 +94,9 @@ struct Request {
   std::string target;
   std::string protocol;  // "HTTP/1.1" or "HTTP/2.0"
   int status = 0;
-  std::string range;  // the Range header, if the request had one
+  std::string range;   // the Range header, if the request had one
+  double seconds = 0;  // how long nginx took over it
+  double ended = 0;    // when nginx finished it, seconds since the epoch
 };
 
 // A test with its own source folder on the collection and its own empty

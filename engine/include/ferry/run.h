@@ -61,7 +61,9 @@ struct RunOptions {
   SyncLevel sync = SyncLevel::kNone;  // get and put only
   bool strict = false;  // rm: a file that is already absent has failed
 
-  int streams = 64;     // transfers in flight at once
+  int streams = 64;  // transfers in flight at once
+  // Requests that may start in any one second, spaced evenly; 0: no limit.
+  double max_requests = 0;
   int connections = 4;  // connections to the collection, at most
   bool http1 = false;   // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
@@ -96,6 +98,7 @@ struct RunSummary {
   uint64_t retries = 0;        // attempts after a file's first
   uint64_t resumed = 0;        // downloads continued from kept bytes
   double held_seconds = 0;     // new requests held back by Retry-After
+  double request_limit_seconds = 0;  // ready requests held by max_requests
   double seconds = 0;
   std::optional<Error> stopped_by;    // why the run stopped early, if it did
   std::optional<Error> report_error;  // the report could not be written
