@@ -6,6 +6,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 #include <xxhash.h>
+// Debian's libxxhash is built for plain x86-64 (SSE2); its *_dispatch
+// entry points pick AVX2 or AVX-512 at run time where the CPU has them.
+// This header maps the XXH3 calls below onto them.
+#include <xxh_x86dispatch.h>
 
 #include <cctype>
 #include <charconv>
