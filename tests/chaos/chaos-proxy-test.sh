@@ -14,7 +14,7 @@ server=$here/../../scripts/collection-server
 source "$here/../../scripts/lib/checks.sh"
 port=${FERRY_TEST_PORT:-20943}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/chaos-proxy-test.XXXXXX")
+tmp=$(mktemp -d --tmpdir --suffix=.chaos-proxy-test)
 state=$tmp/state
 data=$tmp/data
 proxy_pids=()

@@ -122,8 +122,9 @@ RunResult RunFerryWhile(const std::vector<std::string>& args,
 
 ChaosProxy::ChaosProxy(const nlohmann::json& rules,
                        const std::vector<std::string>& extra) {
-  char dir_template[] = "/tmp/ferry-chaos-XXXXXX";
-  if (mkdtemp(dir_template) == nullptr) return;
+  // mkdtemp replaces the template's last six characters.
+  std::string dir_template = "/tmp/ferry-chaos-" + std::string(6, 'X');
+  if (mkdtemp(dir_template.data()) == nullptr) return;
   dir_ = dir_template;
   {
     std::ofstream out(dir_ / "rules.json");

@@ -2,8 +2,9 @@
 // temporary file of a download in progress (".NAME.ferry-part"), a run's
 // journal (".NAME.ferry-journal", ".NAME.ferry-put-journal"), the probe
 // that tests a destination (".ferry-probe-PID") and the temporary file of
-// a manifest being written (".NAME.ferry-part-XXXXXX"). A download may not
-// write a file under such a name, and `ferry manifest` does not list one.
+// a manifest being written (".NAME.ferry-part-" and six random
+// characters). A download may not write a file under such a name, and
+// `ferry manifest` does not list one.
 #pragma once
 
 #include <string_view>
