@@ -305,14 +305,12 @@ Status Run(const RunOptions& options, RunSummary* summary) {
   if (options.op == Operation::kGet) {
     if (Status s = PrepareDestination(local); !s.ok()) return s;
   }
-  // One spelling of the folder for the journal's records, however the
-  // command line spelled it this time.
   if (options.op == Operation::kGet || options.op == Operation::kPut) {
+    // One spelling of the folder for the journal's records, however the
+    // command line spelled it this time.
     std::error_code ec;
     std::filesystem::path absolute = std::filesystem::absolute(local, ec);
     if (!ec) local = WithoutTrailingSlash(absolute.lexically_normal());
-  }
-  if (options.op == Operation::kGet || options.op == Operation::kPut) {
     Journal::Side side = options.op == Operation::kGet
                              ? Journal::Side::kDownload
                              : Journal::Side::kUpload;
@@ -324,13 +322,12 @@ Status Run(const RunOptions& options, RunSummary* summary) {
                  : UsageError(s.error().message());
     }
   }
-  if (journal != nullptr) {
-    if (journal->earlier_done() + journal->earlier_parts() > 0) {
-      log->info(
-          "continuing an unfinished run recorded in {}: {} files finished, {} "
-          "partial",
-          journal->path(), journal->earlier_done(), journal->earlier_parts());
-    }
+  if (journal != nullptr &&
+      journal->earlier_done() + journal->earlier_parts() > 0) {
+    log->info(
+        "continuing an unfinished run recorded in {}: {} files finished, {} "
+        "partial",
+        journal->path(), journal->earlier_done(), journal->earlier_parts());
   }
   TransferLoop* loop_for_wake = nullptr;
   Planner::Options plan;

@@ -78,10 +78,7 @@ uint64_t Journal::Key(const std::string& url, const std::string& local) {
 // The first line names the run; a journal of another run (another
 // manifest, or the same one changed since) is started afresh.
 void Journal::Load(const std::string& run) {
-  const std::string header =
-      nlohmann::json{{"k", "run"}, {"run", run}}.dump(
-          -1, ' ', false, nlohmann::json::error_handler_t::replace) +
-      "\n";
+  const std::string header = Line({{"k", "run"}, {"run", run}});
   int fd = ::dup(fd_);
   std::FILE* in = fd < 0 ? nullptr : ::fdopen(fd, "r");
   if (in == nullptr) {
@@ -144,9 +141,6 @@ void Journal::Apply(const nlohmann::json& e) {
     p.etag = e.value("etag", "");
     parts_[key] = p;
     done_.erase(key);
-  } else if (kind == "drop") {
-    parts_.erase(key);
-    done_.erase(key);
   }
 }
 
@@ -164,34 +158,32 @@ const Journal::Part* Journal::FindPart(const std::string& url,
 
 void Journal::RecordDone(const std::string& url, const std::string& local,
                          const Done& done) {
-  Append(nlohmann::json{{"k", "done"},
-                        {"url", url},
-                        {"local", local},
-                        {"size", done.size},
-                        {"mtime_ns", done.mtime_ns},
-                        {"ino", done.ino}}
-             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  Append({{"k", "done"},
+          {"url", url},
+          {"local", local},
+          {"size", done.size},
+          {"mtime_ns", done.mtime_ns},
+          {"ino", done.ino}});
 }
 
 void Journal::RecordPart(const std::string& url, const std::string& local,
                          const Part& part) {
-  Append(nlohmann::json{{"k", "part"},
-                        {"url", url},
-                        {"local", local},
-                        {"length", part.length},
-                        {"total", part.total},
-                        {"etag", part.etag}}
-             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  Append({{"k", "part"},
+          {"url", url},
+          {"local", local},
+          {"length", part.length},
+          {"total", part.total},
+          {"etag", part.etag}});
 }
 
-void Journal::RecordDropped(const std::string& url, const std::string& local) {
-  Append(nlohmann::json{{"k", "drop"}, {"url", url}, {"local", local}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace));
+// Paths are bytes; a name that is not UTF-8 must not break the journal.
+std::string Journal::Line(const nlohmann::json& record) {
+  return record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         '\n';
 }
 
-void Journal::Append(const std::string& line) {
-  buffer_ += line;
-  buffer_ += '\n';
+void Journal::Append(const nlohmann::json& record) {
+  buffer_ += Line(record);
   if (buffer_.size() >= kFlushBytes) Flush(false);
 }
 

@@ -73,7 +73,6 @@ class Journal {
                   const Done& done);
   void RecordPart(const std::string& url, const std::string& local,
                   const Part& part);
-  void RecordDropped(const std::string& url, const std::string& local);
 
   // Hands buffered records to the kernel (enough to survive a kill of
   // this process); with `sync` also to stable storage.
@@ -88,7 +87,8 @@ class Journal {
 
  private:
   Journal() = default;
-  void Append(const std::string& line);
+  static std::string Line(const nlohmann::json& record);
+  void Append(const nlohmann::json& record);
   static uint64_t Key(const std::string& url, const std::string& local);
   void Load(const std::string& run);
   void Apply(const nlohmann::json& record);

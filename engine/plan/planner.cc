@@ -1,14 +1,10 @@
 #include "plan/planner.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <memory>
-#include <vector>
 
 #include "disk/disk_writer.h"
 #include "disk/journal.h"
@@ -25,28 +21,6 @@ bool IsAbsolute(const std::string& path) {
   return !path.empty() && path.front() == '/';
 }
 
-// The digest state after the first `length` bytes of `path`, or null when
-// they cannot all be read.
-std::shared_ptr<const Hasher> HashPrefix(const std::string& path,
-                                         uint64_t length) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  auto hasher = std::make_shared<Hasher>();
-  std::vector<char> buffer(1 << 20);
-  uint64_t at = 0;
-  while (at < length) {
-    size_t want =
-        static_cast<size_t>(std::min<uint64_t>(buffer.size(), length - at));
-    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    hasher->Update(buffer.data(), static_cast<size_t>(n));
-    at += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  return at == length ? hasher : nullptr;
-}
-
 }  // namespace
 
 Planner::Planner(Options options, std::function<void()> wake,
@@ -55,7 +29,9 @@ Planner::Planner(Options options, std::function<void()> wake,
       root_url_(RootUrl(options_.base_url)),
       wake_(std::move(wake)),
       log_(log) {
-  if (options_.op == Operation::kGet && options_.sync == SyncLevel::kChecksum) {
+  // For the checksum level, and for the bytes an earlier run kept.
+  if (options_.op == Operation::kGet &&
+      (options_.sync == SyncLevel::kChecksum || options_.journal != nullptr)) {
     hasher_ = std::make_unique<FileHasher>();
   }
   if (options_.op == Operation::kGet) {
@@ -111,7 +87,10 @@ void Planner::Run() {
   } else {
     ManifestEntry entry;
     auto push = [this](const ManifestEntry& e, Job* failed) {
-      return Push(failed != nullptr ? std::move(*failed) : Plan(e));
+      if (failed != nullptr) return Push(std::move(*failed));
+      Job job = Plan(e);
+      MarkRepeat(job);
+      return Push(std::move(job));
     };
     while (reader.Next(&entry)) {
       if (entry.recursive) {
@@ -180,6 +159,27 @@ Job Planner::Plan(const ManifestEntry& entry) const {
   return job;
 }
 
+// A line that repeats an earlier one word for word (the same file, the
+// same destination, the same size and digest columns) is done once.
+void Planner::MarkRepeat(Job& job) {
+  const std::string& key = job.key();
+  Hasher entry;
+  entry.Update(job.url.data(), job.url.size() + 1);  // with its '\0'
+  entry.Update(job.local.data(), job.local.size() + 1);
+  const uint64_t size = job.size.value_or(~uint64_t{0});
+  entry.Update(&size, sizeof size);
+  if (job.xxh128) entry.Update(&*job.xxh128, sizeof *job.xxh128);
+  const uint64_t entry_digest = entry.Final().low;
+  auto [seen, first] = seen_.try_emplace(HashBuffer(key.data(), key.size()).low,
+                                         SeenKey{job.line, entry_digest});
+  if (first || seen->second.entry != entry_digest) return;
+  log_->warn("{:?}: line {} repeats line {}; done once", job.path, job.line,
+             seen->second.line);
+  job.error.reset();
+  job.kept.reset();
+  job.skip_reason = fmt::format("duplicate of line {}", seen->second.line);
+}
+
 bool Planner::FinishedEarlier(Job& job) const {
   struct stat st {};
   // A sync level asks to compare the two sides, whatever ran before.
@@ -202,19 +202,18 @@ bool Planner::FinishedEarlier(Job& job) const {
   const Journal::Part* part = options_.journal->FindPart(job.url, job.local);
   if (part == nullptr || part->length == 0) return false;
   if (part->total != 0 && job.size && *job.size != part->total) return false;
-  std::string temp = PartPathFor(job.local);
-  if (::lstat(temp.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-      static_cast<uint64_t>(st.st_size) < part->length) {
-    return false;
-  }
   // The kept bytes' digest state, so that the whole file's digest comes
   // out of the bytes on disk and those still to come.
+  auto state = std::make_shared<Hasher>();
+  if (!hasher_->HashPrefix(PartPathFor(job.local).c_str(), part->length,
+                           state.get())) {
+    return false;
+  }
   Job::Kept kept;
   kept.length = part->length;
   kept.total = part->total;
   kept.etag = part->etag;
-  kept.hash = HashPrefix(temp, part->length);
-  if (kept.hash == nullptr) return false;
+  kept.hash = std::move(state);
   log_->info("{:?}: continuing from byte {} kept by an earlier run", job.path,
              kept.length);
   job.kept = std::move(kept);

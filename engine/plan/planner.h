@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "ferry/error.h"
 #include "ferry/manifest.h"
@@ -77,6 +78,7 @@ class Planner {
   void Run();
   bool Push(Job job);  // false once stopped
   void DecideLocally(Job& job) const;
+  void MarkRepeat(Job& job);
   // True when an earlier run finished the download; notes the bytes it
   // kept when it left the file partial.
   bool FinishedEarlier(Job& job) const;
@@ -97,6 +99,13 @@ class Planner {
   // Keeps a download's files inside local_dir when links on disk lead
   // elsewhere; used on the planner's thread only.
   std::unique_ptr<DestinationGuard> guard_;
+  // Every destination (uploads: every URL) planned so far, by a digest of
+  // it, with its line and a digest of the whole entry; planner thread only.
+  struct SeenKey {
+    uint64_t line;
+    uint64_t entry;
+  };
+  std::unordered_map<uint64_t, SeenKey> seen_;
 
   std::mutex mutex_;
   std::condition_variable not_full_;  // signalled by TryPop and Stop

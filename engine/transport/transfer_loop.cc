@@ -416,40 +416,16 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
       if (planner_->error()) StopRun(*planner_->error());
       continue;
     }
-    if (ClaimKey(*job)) return job;
+    // A file the planner decided on sends nothing and claims nothing.
+    if (job->error || !job->skip_reason.empty() || ClaimKey(*job)) return job;
   }
   return std::nullopt;
 }
 
-// A manifest entry repeated word for word is done once. Two different
-// entries for one destination must not be worked on at the same time: the
-// later one waits until the earlier one has ended.
+// Two different entries for one destination must not be worked on at the
+// same time: the later one waits until the earlier one has ended.
 bool TransferLoop::ClaimKey(Job& job) {
   const std::string& key = job.key();
-  const uint64_t key_digest = HashBuffer(key.data(), key.size()).low;
-  Hasher entry_hasher;
-  entry_hasher.Update(job.url.data(), job.url.size());
-  entry_hasher.Update("", 1);
-  entry_hasher.Update(job.local.data(), job.local.size());
-  // The columns too: the same file with other promises is no repeat.
-  std::string columns =
-      fmt::format("{}/{}", job.size ? std::to_string(*job.size) : "",
-                  job.xxh128 ? job.xxh128->ToHex() : "");
-  entry_hasher.Update(columns.data(), columns.size());
-  const uint64_t entry_digest = entry_hasher.Final().low;
-  auto [seen, first] =
-      seen_keys_.try_emplace(key_digest, SeenKey{job.line, entry_digest});
-  if (!first && seen->second.entry == entry_digest) {
-    std::string reason = fmt::format("duplicate of line {}", seen->second.line);
-    log_->warn("{:?}: line {} repeats line {}; done once", job.path, job.line,
-               seen->second.line);
-    FileResult result;
-    result.path = &job.path;
-    result.outcome = Outcome::kSkipped;
-    result.reason = &reason;
-    report_->FileDone(result);
-    return false;
-  }
   auto [it, claimed] = busy_keys_.try_emplace(key);
   if (claimed) return true;
   log_->warn(
@@ -481,9 +457,8 @@ void TransferLoop::Admit(Clock::time_point now) {
   while (!stopping_ && !idle_streams_.empty() && !disk_busy()) {
     std::optional<Job> job = NextJob(now);
     if (!job) return;
-    // Decided by the planner: nothing to send.
+    // Decided by the planner: nothing to send, and no key to release.
     if (job->error || !job->skip_reason.empty()) {
-      if (job->attempts++ == 0) job->first_start = Clock::now();
       FileResult result;
       result.path = &job->path;
       result.attempts = 0;
@@ -496,7 +471,7 @@ void TransferLoop::Admit(Clock::time_point now) {
         result.outcome = Outcome::kSkipped;
         result.reason = &job->skip_reason;
       }
-      Finish(*job, result);
+      report_->FileDone(result);
       continue;
     }
     if (!limiter_.MayStart(now)) {
@@ -864,10 +839,7 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
       a.kept = s.bytes;
       a.kept_hash = std::make_shared<Hasher>();
       a.kept_hash->CopyFrom(s.hasher);
-      curl_off_t length = -1;
-      curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-      a.total = s.resumed ? s.job.kept->total
-                          : (length > 0 ? static_cast<uint64_t>(length) : 0);
+      a.total = WholeSize(s);
       if (s.resumed && a.etag.empty()) a.etag = s.job.kept->etag;
     } else if (s.job.kept) {
       a.kept = s.job.kept->length;
@@ -877,14 +849,7 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
       a.kept_hash->CopyFrom(*s.job.kept->hash);
     }
     // An attempt that moved the download forward is not held against it.
-    if (a.kept <= s.kept_before) ++s.job.fruitless;
-    FailedAttempt failed;
-    failed.attempt = s.job.attempts;
-    failed.fruitless = s.job.fruitless;
-    failed.kept_bytes = a.kept;
-    failed.resumed = a.resumed;
-    failed.token_generation = s.job.token_generation;
-    a.decision = policy_.OnFailure(*a.error, failed, Clock::now());
+    a.decision = AskPolicy(*a.error, s.job, a, a.kept > s.kept_before);
     a.decided = true;
     // Kept for a later attempt, or for the same command run again.
     if (file && a.kept > 0 && a.decision.resume_from == a.kept &&
@@ -939,15 +904,7 @@ void TransferLoop::EndAttempt(Attempt a) {
   const Error& error = *a.error;
   job.last_error = error;
   RetryDecision next = a.decision;
-  if (!a.decided) {
-    FailedAttempt failed;
-    failed.attempt = job.attempts;
-    failed.fruitless = ++job.fruitless;
-    failed.kept_bytes = a.kept;
-    failed.resumed = a.resumed;
-    failed.token_generation = job.token_generation;
-    next = policy_.OnFailure(error, failed, Clock::now());
-  }
+  if (!a.decided) next = AskPolicy(error, job, a, /*progressed=*/false);
   if (next.action == RetryDecision::kRefreshToken) {
     if (!stopping_ && RefreshToken()) {
       next.action = RetryDecision::kRetry;
@@ -1013,6 +970,28 @@ void TransferLoop::Retry(Job job, const RetryDecision& next, const Error& error,
   delayed_.emplace(next.not_before, std::move(job));
 }
 
+// What the retry policy makes of a failed attempt of `job`.
+RetryDecision TransferLoop::AskPolicy(const Error& error, Job& job,
+                                      const Attempt& a, bool progressed) {
+  if (!progressed) ++job.fruitless;
+  FailedAttempt failed;
+  failed.attempt = job.attempts;
+  failed.fruitless = job.fruitless;
+  failed.kept_bytes = a.kept;
+  failed.resumed = a.resumed;
+  failed.token_generation = job.token_generation;
+  return policy_.OnFailure(error, failed, Clock::now());
+}
+
+// The whole size of the file a download is receiving, as the collection
+// announced it; 0 when it did not.
+uint64_t TransferLoop::WholeSize(Stream& s) const {
+  if (s.resumed) return s.job.kept->total;
+  curl_off_t length = -1;
+  curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+  return length > 0 ? static_cast<uint64_t>(length) : 0;
+}
+
 // A download has its final name, or an upload arrived: a later run of the
 // same command need not move it again while the local file stays as it is
 // now.
@@ -1038,12 +1017,8 @@ void TransferLoop::Checkpoint(Clock::time_point now) {
     uint64_t written = disk_->written(*s.file);
     if (written < kCheckpointBytes || written == s.checkpointed) continue;
     s.checkpointed = written;
-    curl_off_t length = -1;
-    curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-    uint64_t total = s.resumed
-                         ? s.job.kept->total
-                         : (length > 0 ? static_cast<uint64_t>(length) : 0);
-    journal_->RecordPart(s.job.url, s.job.local, {written, total, s.etag});
+    journal_->RecordPart(s.job.url, s.job.local,
+                         {written, WholeSize(s), s.etag});
   }
   bool sync = now >= next_journal_sync_;
   if (sync) next_journal_sync_ = now + kJournalSyncEvery;

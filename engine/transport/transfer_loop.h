@@ -71,6 +71,9 @@ class TransferLoop {
   void OnDiskDone(uint64_t cookie, const Status& status);
   void EndAttempt(Attempt attempt);
   void Decide(Attempt& attempt);
+  RetryDecision AskPolicy(const Error& error, Job& job, const Attempt& a,
+                          bool progressed);
+  uint64_t WholeSize(Stream& s) const;
   void Retry(Job job, const RetryDecision& next, const Error& error,
              const Attempt& attempt);
   void Finish(const Job& job, const FileResult& result);
@@ -119,14 +122,6 @@ class TransferLoop {
   // Keys of the jobs started or waiting for a retry, each with the later
   // entries for the same key that wait for it to end.
   std::unordered_map<std::string, std::vector<Job>> busy_keys_;
-  // Every key the manifest has named so far (as a digest), with its line
-  // and a digest of its URL and local path, to tell a repeated entry from
-  // two entries that want one destination.
-  struct SeenKey {
-    uint64_t line;
-    uint64_t entry;
-  };
-  std::unordered_map<uint64_t, SeenKey> seen_keys_;
   std::deque<Job> unblocked_;  // waited, and may start now
   bool plan_done_ = false;
   bool stopping_ = false;

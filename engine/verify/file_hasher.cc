@@ -126,6 +126,27 @@ void FileHasher::Hash(const char* path, bool follow, bool digest,
   out->hashed = true;
 }
 
+bool FileHasher::HashPrefix(const char* path, uint64_t length, Hasher* state) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  FdCloser closer(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_size) < length) {
+    return false;
+  }
+  HashedFile out;
+  hasher_.Reset();
+  if (ring_) {
+    ReadWithRing(fd, length, &out);
+  } else {
+    ReadWithPread(fd, length, &out);
+  }
+  if (out.err != 0 || out.size != length) return false;
+  state->CopyFrom(hasher_);
+  return true;
+}
+
 void FileHasher::ReadWithRing(int fd, uint64_t size, HashedFile* out) {
   const uint64_t count = (size + kChunk - 1) / kChunk;
   uint64_t issued = 0;  // chunks whose reads were started

@@ -58,6 +58,11 @@ class FileHasher {
   void Hash(const char* path, bool follow, bool digest,
             std::optional<uint64_t> only_if_size, HashedFile* out);
 
+  // Hashes the first `length` bytes of the regular file `path` (never
+  // through a final link) and leaves the digest state in `state`, so that
+  // the bytes after them can follow; false when they cannot all be read.
+  bool HashPrefix(const char* path, uint64_t length, Hasher* state);
+
  private:
   struct Ring;
   struct Chunk {

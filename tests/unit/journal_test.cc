@@ -33,12 +33,12 @@ TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
     j->RecordDone("https://h/a", Dest() + "/a", {5, 123, 77});
     j->RecordPart("https://h/b", Dest() + "/b", {4096, 10000, "\"e1\""});
     j->RecordPart("https://h/c", Dest() + "/c", {10, 20, ""});
-    j->RecordDropped("https://h/c", Dest() + "/c");
+    j->RecordDone("https://h/c", Dest() + "/c", {20, 1, 2});
     j->Flush(true);
   }
   std::unique_ptr<Journal> j;
   ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
-  EXPECT_EQ(j->earlier_done(), 1u);
+  EXPECT_EQ(j->earlier_done(), 2u);
   EXPECT_EQ(j->earlier_parts(), 1u);
   const Journal::Done* done = j->FindDone("https://h/a", Dest() + "/a");
   ASSERT_NE(done, nullptr);
@@ -50,7 +50,9 @@ TEST_F(JournalTest, LivesBesideTheFolderAndRemembersWhatARunDid) {
   EXPECT_EQ(part->length, 4096u);
   EXPECT_EQ(part->total, 10000u);
   EXPECT_EQ(part->etag, "\"e1\"");
+  // The last record of a file wins: c was partial, then finished.
   EXPECT_EQ(j->FindPart("https://h/c", Dest() + "/c"), nullptr);
+  EXPECT_NE(j->FindDone("https://h/c", Dest() + "/c"), nullptr);
   // Another URL for the same local file is another file.
   EXPECT_EQ(j->FindDone("https://other/a", Dest() + "/a"), nullptr);
   j->Remove();
