@@ -247,6 +247,22 @@ TEST_F(TreeTest, PreadReadsTheSameAsIoUring) {
   EXPECT_EQ(b.size, data.size());
 }
 
+TEST_F(TreeTest, APrefixHashedFromDiskContinuesToTheWholeDigest) {
+  std::string data = Bytes(3 * FileHasher::kChunk + 17, 12);
+  Write(tree_ / "f", data);
+  const uint64_t kept = 2 * FileHasher::kChunk + 5;
+  for (bool try_ring : {true, false}) {
+    FileHasher hasher(try_ring);
+    Hasher state;
+    ASSERT_TRUE(hasher.HashPrefix((tree_ / "f").c_str(), kept, &state));
+    state.Update(data.data() + kept, data.size() - kept);
+    EXPECT_EQ(state.Final(), HashBuffer(data.data(), data.size()));
+    // More than the file holds is refused.
+    EXPECT_FALSE(
+        hasher.HashPrefix((tree_ / "f").c_str(), data.size() + 1, &state));
+  }
+}
+
 TEST_F(TreeTest, TreeHasherWithoutIoUringMatchesXxhsum) {
   for (int i = 0; i < 50; ++i) {
     Write(tree_ / ("f" + std::to_string(i)),
