@@ -156,10 +156,16 @@ TEST_F(Chaos, ADownloadThatGivesUpKeepsItsBytesForTheSameCommand) {
   r = RunFerry(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
-  std::vector<Request> requests = Requests();
-  ASSERT_FALSE(requests.empty());
-  EXPECT_EQ(requests.back().range, "bytes=" + std::to_string(1 << 20) + "-");
-  EXPECT_EQ(requests.back().status, 206);
+  // Cut requests may reach the log late (when the proxy lets go of them),
+  // so the continuation is looked for, not expected last.
+  size_t continued = 0;
+  for (const Request& q : Requests()) {
+    if (q.range == "bytes=" + std::to_string(1 << 20) + "-") {
+      EXPECT_EQ(q.status, 206);
+      ++continued;
+    }
+  }
+  EXPECT_EQ(continued, 1u);
 }
 
 TEST_F(Chaos, TruncatedBodiesAreRetriedOnBothProtocols) {
@@ -415,9 +421,13 @@ TEST_F(Chaos, TheDeadlineStopsTheRunAndTheSameCommandFinishesIt) {
   r = RunFerry(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectSameTree();
-  std::vector<Request> requests = Requests();
-  ASSERT_FALSE(requests.empty());
-  EXPECT_EQ(requests.back().status, 206);
+  // The first run's GET may reach the log after the second's: the proxy
+  // ends it upstream only once the trickle notices ferry has gone.
+  size_t continued = 0;
+  for (const Request& q : Requests()) {
+    if (q.method == "GET" && !q.range.empty() && q.status == 206) ++continued;
+  }
+  EXPECT_EQ(continued, 1u);
 }
 
 }  // namespace
