@@ -20,6 +20,7 @@ struct RunCommand {
   double backoff_cap = 30;     // seconds
   int stall_seconds = 60;
   int deadline_seconds = 0;
+  std::string max_rate;  // as given; checked by ParseByteRate
 
   int Run() {
     auto log = MakeLogger(flags);
@@ -45,6 +46,7 @@ struct RunCommand {
     options.retry.stall = std::chrono::seconds(stall_seconds);
     options.retry.deadline = std::chrono::seconds(deadline_seconds);
     if (!sync.empty()) options.sync = *ParseSyncLevel(sync);
+    if (!max_rate.empty()) options.max_rate = *ParseByteRate(max_rate);
     if (format == "ferry") options.format = ManifestFormat::kFerry;
     if (format == "globus-batch") options.format = ManifestFormat::kGlobusBatch;
     options.progress = flags.no_progress || flags.quiet ? ProgressMode::kNever
@@ -90,6 +92,15 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
                   "(0: no limit)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
+  app->add_option("--max-rate", cmd->max_rate,
+                  "Bytes per second sent and received by the whole run, "
+                  "such as 20M (K, M, G: 1024, 1024^2, 1024^3; 0: no limit)")
+      ->check([](const std::string& text) -> std::string {
+        if (ParseByteRate(text)) return "";
+        return "a rate such as 500K, 20M or 1.5G (bytes per second) was "
+               "expected, not '" +
+               text + "'";
+      });
   app->add_flag("--http1.1", o.http1,
                 "Use HTTP/1.1: one request per connection at a time");
   app->add_option("--attempts", o.retry.max_attempts,

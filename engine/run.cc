@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -420,6 +423,35 @@ std::optional<SyncLevel> ParseSyncLevel(std::string_view name) {
     if (name == SyncLevelName(level)) return level;
   }
   return std::nullopt;
+}
+
+std::optional<double> ParseByteRate(std::string_view text) {
+  if (text.size() >= 2 && text.substr(text.size() - 2) == "/s") {
+    text.remove_suffix(2);
+  }
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
+                                   value, std::chars_format::fixed);
+  if (ec != std::errc() || end == text.data() || !std::isfinite(value) ||
+      value < 0) {
+    return std::nullopt;
+  }
+  std::string unit(end, text.data() + text.size());
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  double scale = 0;
+  if (unit.empty() || unit == "b") {
+    scale = 1;
+  } else if (unit == "k" || unit == "kib") {
+    scale = 1024.0;
+  } else if (unit == "m" || unit == "mib") {
+    scale = 1024.0 * 1024;
+  } else if (unit == "g" || unit == "gib") {
+    scale = 1024.0 * 1024 * 1024;
+  } else {
+    return std::nullopt;
+  }
+  return value * scale;
 }
 
 }  // namespace ferry

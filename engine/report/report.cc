@@ -186,6 +186,10 @@ std::string RunSummary::ToText() const {
     text += fmt::format(", held back {:.1f} s by --max-requests",
                         request_limit_seconds);
   }
+  if (rate_limit_seconds > 0) {
+    text +=
+        fmt::format(", held back {:.1f} s by --max-rate", rate_limit_seconds);
+  }
   if (held_seconds > 0) {
     text += fmt::format(", held back {:.1f} s by the collection's Retry-After",
                         held_seconds);

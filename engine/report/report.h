@@ -52,13 +52,17 @@ class Report {
   void AddMoved(uint64_t bytes) { moved_ += bytes; }
   void AddRetry() { ++summary_.retries; }
   void AddResumed() { ++summary_.resumed; }
-  // How long the run was held back by servers' Retry-After and by
-  // --max-requests.
+  // How long the run was held back by servers' Retry-After, by
+  // --max-requests and by --max-rate.
   void SetHeld(std::chrono::steady_clock::duration by_servers,
-               std::chrono::steady_clock::duration by_request_limit) {
-    summary_.held_seconds = std::chrono::duration<double>(by_servers).count();
-    summary_.request_limit_seconds =
-        std::chrono::duration<double>(by_request_limit).count();
+               std::chrono::steady_clock::duration by_request_limit,
+               std::chrono::steady_clock::duration by_rate_limit) {
+    auto seconds = [](auto d) {
+      return std::chrono::duration<double>(d).count();
+    };
+    summary_.held_seconds = seconds(by_servers);
+    summary_.request_limit_seconds = seconds(by_request_limit);
+    summary_.rate_limit_seconds = seconds(by_rate_limit);
   }
   void StopRun(const Error& error);
 

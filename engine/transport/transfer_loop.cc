@@ -87,6 +87,7 @@ struct TransferLoop::Stream {
   bool added = false;   // the handle is in the multi handle
   bool paused = false;  // an upload waits for the disk reader
   bool chunk_hashed = false;
+  bool rate_paused = false;          // waits for --max-rate
   std::optional<Error> local_error;  // why a callback stopped the transfer
   std::string error_body;
   std::string retry_after;
@@ -132,7 +133,8 @@ TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
       report_(report),
       log_(log),
       policy_(options.retry, std::random_device{}()),
-      limiter_(options.max_requests) {
+      limiter_(options.max_requests),
+      rate_(options.max_rate) {
   // The OPTIONS probe that opened the run was a request too.
   limiter_.Started(Clock::now());
 }
@@ -311,8 +313,10 @@ void TransferLoop::Run() {
                                 deadline.count())));
     }
 
-    // Start what can start: due retries first, then new jobs.
+    // Start what can start: due retries first, then new jobs; and let
+    // the transfers the rate limit paused go on when it allows.
     Admit(now);
+    ResumeRatePaused(now);
     if (disk_ != nullptr) disk_->Submit();
     if (reader_ != nullptr) reader_->Submit();
 
@@ -357,7 +361,7 @@ void TransferLoop::Run() {
     }
     curl_multi_poll(multi_, fds, nfds, PollTimeoutMs(Clock::now()), nullptr);
   }
-  report_->SetHeld(policy_.held(), limiter_.held());
+  report_->SetHeld(policy_.held(), limiter_.held(), rate_.held());
 }
 
 bool TransferLoop::Finished() const {
@@ -383,6 +387,11 @@ int TransferLoop::PollTimeoutMs(Clock::time_point now) {
     // Round up: woken a little early, the limit would still say no.
     long wait = limiter_.MayStart(now) ? 0 : static_cast<long>(due.count()) + 1;
     ms = std::clamp<long>(wait, 0, ms);
+  }
+  if (!rate_paused_.empty()) {
+    auto due =
+        std::chrono::ceil<std::chrono::milliseconds>(rate_.NextMove() - now);
+    ms = std::clamp<long>(static_cast<long>(due.count()), 0, ms);
   }
   return static_cast<int>(ms);
 }
@@ -498,6 +507,7 @@ void TransferLoop::Start(Stream& s, Job job) {
   s.source.reset();
   s.paused = false;
   s.chunk_hashed = false;
+  s.rate_paused = false;
   s.local_error.reset();
   s.error_body.clear();
   s.retry_after.clear();
@@ -644,6 +654,7 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
     s.error_body.append(data, keep);
     return size;
   }
+  if (PauseForRate(s, size)) return CURL_WRITEFUNC_PAUSE;
   report_->AddMoved(size);
   if (s.job.step == Step::kHashRemote) {
     s.hasher.Update(data, size);
@@ -697,12 +708,49 @@ size_t TransferLoop::Send(Stream& s, char* data, size_t size) {
     }
   }
   size_t n = std::min(size, ready.size());
+  if (PauseForRate(s, n)) return CURL_READFUNC_PAUSE;
   std::memcpy(data, ready.data(), n);
   reader_->Consume(id, n);
   if (n == ready.size()) s.chunk_hashed = false;
   s.bytes += n;
   report_->AddMoved(n);
   return n;
+}
+
+// Whether `s` must wait before moving `bytes`, because the run has moved
+// its --max-rate; if not, the bytes are counted against it.
+bool TransferLoop::PauseForRate(Stream& s, size_t bytes) {
+  if (!rate_.limited()) return false;
+  Clock::time_point now = Clock::now();
+  if (rate_.MayMove(now)) {
+    rate_.Moved(bytes, now);
+    return false;
+  }
+  if (!s.rate_paused) {
+    s.rate_paused = true;
+    rate_paused_.push_back(&s);
+  }
+  return true;
+}
+
+// Lets the streams paused for --max-rate go on once the bucket has
+// tokens. Each may take a buffer's worth at once and pause again (its
+// data arrives inside curl_easy_pause), so the first to go on changes
+// from turn to turn.
+void TransferLoop::ResumeRatePaused(Clock::time_point now) {
+  if (rate_paused_.empty() || !rate_.MayMove(now)) return;
+  std::vector<Stream*> paused;
+  paused.swap(rate_paused_);
+  const size_t n = paused.size();
+  const size_t first = resume_first_++ % n;
+  for (size_t i = 0; i < n; ++i) {
+    Stream* s = paused[(first + i) % n];
+    if (!s->rate_paused) continue;  // ended meanwhile
+    s->rate_paused = false;
+    // An upload waiting for the disk reader stays paused: its read
+    // callback says so again.
+    curl_easy_pause(s->easy, CURLPAUSE_CONT);
+  }
 }
 
 std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
@@ -763,6 +811,7 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
 void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
   if (s.added) curl_multi_remove_handle(multi_, s.easy);
   s.added = false;
+  s.rate_paused = false;
   if (s.source) {
     reader_->End(*s.source);
     s.source.reset();

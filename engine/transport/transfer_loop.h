@@ -27,6 +27,7 @@
 #include "ferry/run.h"
 #include "plan/job.h"
 #include "plan/planner.h"
+#include "policy/rate_limiter.h"
 #include "policy/request_limiter.h"
 #include "report/report.h"
 
@@ -82,6 +83,8 @@ class TransferLoop {
   void Checkpoint(Clock::time_point now);
   void RecordFinished(const Job& job);
   bool Finished() const;
+  bool PauseForRate(Stream& s, size_t bytes);
+  void ResumeRatePaused(Clock::time_point now);
   int PollTimeoutMs(Clock::time_point now);
 
   static size_t OnWrite(char* data, size_t size, size_t count, void* user);
@@ -100,6 +103,11 @@ class TransferLoop {
   spdlog::logger* log_;
   RetryPolicy policy_;
   RequestLimiter limiter_;
+  RateLimiter rate_;
+  // Streams paused because the run had moved its --max-rate; they go on
+  // when the bucket has tokens again.
+  std::vector<Stream*> rate_paused_;
+  size_t resume_first_ = 0;  // rotates, so that no stream always goes first
 
   CURLM* multi_ = nullptr;
   curl_slist* headers_ = nullptr;

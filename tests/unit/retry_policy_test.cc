@@ -5,7 +5,6 @@
 #include <ctime>
 #include <set>
 
-#include "policy/request_limiter.h"
 #include "transport/curl_errors.h"
 
 namespace ferry {
@@ -186,43 +185,6 @@ TEST(RetryPolicy, ARefusedTokenIsRefreshedOncePerToken) {
   with_new.token_generation = 1;
   EXPECT_EQ(policy.OnFailure(refused, with_new, now).action,
             RetryDecision::kRefreshToken);
-}
-
-TEST(RequestLimiter, SpacesStartsAndNeverExceedsTheRateInAnySecond) {
-  RequestLimiter limiter(4);
-  Clock::time_point t{};
-  std::vector<Clock::time_point> starts;
-  // Ask every millisecond for three seconds; start whenever allowed.
-  for (int ms = 0; ms < 3000; ++ms) {
-    Clock::time_point now = t + milliseconds(ms);
-    if (limiter.MayStart(now)) {
-      limiter.Started(now);
-      starts.push_back(now);
-    }
-  }
-  ASSERT_GE(starts.size(), 11u);
-  ASSERT_LE(starts.size(), 12u);
-  for (size_t i = 1; i < starts.size(); ++i) {
-    EXPECT_GE(starts[i] - starts[i - 1], milliseconds(250));
-  }
-  for (size_t i = 0; i < starts.size(); ++i) {
-    size_t in_window = 0;
-    for (size_t j = i; j < starts.size(); ++j) {
-      if (starts[j] - starts[i] < std::chrono::seconds(1)) ++in_window;
-    }
-    EXPECT_LE(in_window, 4u);
-  }
-  EXPECT_GT(limiter.held(), std::chrono::seconds(2));
-}
-
-TEST(RequestLimiter, ZeroMeansNoLimit) {
-  RequestLimiter limiter(0);
-  Clock::time_point now{};
-  for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(limiter.MayStart(now));
-    limiter.Started(now);
-  }
-  EXPECT_EQ(limiter.held(), Clock::duration::zero());
 }
 
 TEST(HttpStatus, ClassifiesLikeTheCollectionMeansIt) {

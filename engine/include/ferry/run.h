@@ -40,6 +40,12 @@ std::string_view SyncLevelName(SyncLevel level);
 // Parses "exists", "size", "mtime" or "checksum".
 std::optional<SyncLevel> ParseSyncLevel(std::string_view name);
 
+// Parses a rate such as "20M", "1.5G", "500k" or "800000": bytes per second,
+// with binary multiples (K = 1024 bytes, as curl's --limit-rate reads
+// them); "KiB", "MiB" and "GiB" and a trailing "/s" are also accepted.
+// Empty when the text is not a rate.
+std::optional<double> ParseByteRate(std::string_view text);
+
 enum class ProgressMode { kAuto, kAlways, kNever };
 
 struct RunOptions {
@@ -64,6 +70,8 @@ struct RunOptions {
   int streams = 64;  // transfers in flight at once
   // Requests that may start in any one second, spaced evenly; 0: no limit.
   double max_requests = 0;
+  // Bytes per second, sent and received together; 0: no limit.
+  double max_rate = 0;
   int connections = 4;  // connections to the collection, at most
   bool http1 = false;   // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
@@ -99,6 +107,7 @@ struct RunSummary {
   uint64_t resumed = 0;        // downloads continued from kept bytes
   double held_seconds = 0;     // new requests held back by Retry-After
   double request_limit_seconds = 0;  // ready requests held by max_requests
+  double rate_limit_seconds = 0;     // ready bytes held by max_rate
   double seconds = 0;
   std::optional<Error> stopped_by;    // why the run stopped early, if it did
   std::optional<Error> report_error;  // the report could not be written
