@@ -186,6 +186,12 @@ std::string RunSummary::ToText() const {
     text += fmt::format(", held back {:.1f} s by --max-requests",
                         request_limit_seconds);
   }
+  if (streams_cuts > 0) {
+    text += fmt::format(
+        ", streams cut to {} at the fewest by the collection's overload "
+        "({} time{})",
+        streams_lowest, streams_cuts, streams_cuts == 1 ? "" : "s");
+  }
   if (rate_limit_seconds > 0) {
     text +=
         fmt::format(", held back {:.1f} s by --max-rate", rate_limit_seconds);

@@ -50,6 +50,7 @@ class Report {
 
   void FileDone(const FileResult& result);
   void AddMoved(uint64_t bytes) { moved_ += bytes; }
+  uint64_t moved() const { return moved_; }
   void AddRetry() { ++summary_.retries; }
   void AddResumed() { ++summary_.resumed; }
   // How long the run was held back by servers' Retry-After, by
@@ -63,6 +64,12 @@ class Report {
     summary_.held_seconds = seconds(by_servers);
     summary_.request_limit_seconds = seconds(by_request_limit);
     summary_.rate_limit_seconds = seconds(by_rate_limit);
+  }
+  // The fewest transfers the run kept in flight after the collection
+  // showed overload, and how often it did.
+  void SetStreamsCut(int lowest, int cuts) {
+    summary_.streams_lowest = lowest;
+    summary_.streams_cuts = cuts;
   }
   void StopRun(const Error& error);
 

@@ -134,7 +134,8 @@ TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
       log_(log),
       policy_(options.retry, std::random_device{}()),
       limiter_(options.max_requests),
-      rate_(options.max_rate) {
+      rate_(options.max_rate),
+      concurrency_(std::max(1, options.streams)) {
   // The OPTIONS probe that opened the run was a request too.
   limiter_.Started(Clock::now());
 }
@@ -341,6 +342,7 @@ void TransferLoop::Run() {
       reader_->Submit();
     }
     report_->Tick(Clock::now());
+    concurrency_.Tick(Clock::now(), report_->moved(), requests_ended_);
     Checkpoint(Clock::now());
     // Streams that ended above take their next files (or learn that there
     // are none) now: nothing else would wake the wait below for them (an
@@ -362,6 +364,13 @@ void TransferLoop::Run() {
     curl_multi_poll(multi_, fds, nfds, PollTimeoutMs(Clock::now()), nullptr);
   }
   report_->SetHeld(policy_.held(), limiter_.held(), rate_.held());
+  report_->SetStreamsCut(concurrency_.lowest(), concurrency_.cuts());
+}
+
+bool TransferLoop::HasRoom() const {
+  const size_t in_flight = streams_.size() - idle_streams_.size();
+  return !idle_streams_.empty() &&
+         in_flight < static_cast<size_t>(concurrency_.limit());
 }
 
 bool TransferLoop::Finished() const {
@@ -376,12 +385,12 @@ int TransferLoop::PollTimeoutMs(Clock::time_point now) {
   long curl_ms = -1;
   curl_multi_timeout(multi_, &curl_ms);
   long ms = curl_ms < 0 ? kMaxPollMs : std::min<long>(curl_ms, kMaxPollMs);
-  if (!delayed_.empty() && !idle_streams_.empty()) {
+  if (!delayed_.empty() && HasRoom()) {
     auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::max(delayed_.begin()->first, policy_.hold_until()) - now);
     ms = std::clamp<long>(static_cast<long>(due.count()), 0, ms);
   }
-  if (!unblocked_.empty() && !idle_streams_.empty() && policy_.MayRetry(now)) {
+  if (!unblocked_.empty() && HasRoom() && policy_.MayRetry(now)) {
     auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
         limiter_.NextStart() - now);
     // Round up: woken a little early, the limit would still say no.
@@ -463,7 +472,7 @@ void TransferLoop::Admit(Clock::time_point now) {
     return (disk_ != nullptr && disk_->over_budget()) ||
            (reader_ != nullptr && reader_->over_budget());
   };
-  while (!stopping_ && !idle_streams_.empty() && !disk_busy()) {
+  while (!stopping_ && HasRoom() && !disk_busy()) {
     std::optional<Job> job = NextJob(now);
     if (!job) return;
     // Decided by the planner: nothing to send, and no key to release.
@@ -809,6 +818,7 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
 }
 
 void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
+  ++requests_ended_;
   if (s.added) curl_multi_remove_handle(multi_, s.easy);
   s.added = false;
   s.rate_paused = false;
@@ -952,6 +962,13 @@ void TransferLoop::EndAttempt(Attempt a) {
   Job& job = a.job;
   const Error& error = *a.error;
   job.last_error = error;
+  // Signs that the collection has more than it can serve: fewer
+  // transfers at once.
+  if (!stopping_ && (a.http_status == 429 || a.http_status == 503 ||
+                     (error.code() == ErrorCode::kTimeout &&
+                      error.retry_class() == RetryClass::kTransient))) {
+    concurrency_.Overloaded(Clock::now());
+  }
   RetryDecision next = a.decision;
   if (!a.decided) next = AskPolicy(error, job, a, /*progressed=*/false);
   if (next.action == RetryDecision::kRefreshToken) {

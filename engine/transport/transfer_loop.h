@@ -27,6 +27,7 @@
 #include "ferry/run.h"
 #include "plan/job.h"
 #include "plan/planner.h"
+#include "policy/concurrency.h"
 #include "policy/rate_limiter.h"
 #include "policy/request_limiter.h"
 #include "report/report.h"
@@ -84,6 +85,8 @@ class TransferLoop {
   void RecordFinished(const Job& job);
   bool Finished() const;
   bool PauseForRate(Stream& s, size_t bytes);
+  // A stream is free and the concurrency limit allows one more transfer.
+  bool HasRoom() const;
   void ResumeRatePaused(Clock::time_point now);
   int PollTimeoutMs(Clock::time_point now);
 
@@ -104,6 +107,8 @@ class TransferLoop {
   RetryPolicy policy_;
   RequestLimiter limiter_;
   RateLimiter rate_;
+  Concurrency concurrency_;
+  uint64_t requests_ended_ = 0;
   // Streams paused because the run had moved its --max-rate; they go on
   // when the bucket has tokens again.
   std::vector<Stream*> rate_paused_;

@@ -279,6 +279,27 @@ TEST_F(Chaos, NoNewFileStartsWhileTooManyAreFailing) {
       << "m0 was retried before any other file started";
 }
 
+// 503s without Retry-After: the run halves its streams, still finishes
+// every file, and says so.
+TEST_F(Chaos, OverloadCutsTheStreamsAndTheRunStillFinishes) {
+  std::vector<std::string> lines = ServeMany("o", 100, 2000);
+  ChaosProxy proxy(Json::array({{{"path", "/" + name_ + "/o"},
+                                 {"method", "GET"},
+                                 {"fault", "status"},
+                                 {"status", 503},
+                                 {"times", 8}}}));
+  RunResult r = RunFerry(Through(proxy, Manifest(lines),
+                                 {"--streams", "16", "--backoff", "0.05"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_EQ(proxy.Stats()["faults_injected"], 8);
+  // One burst of refusals is one cut, from 16 to 8 (a second burst a
+  // second later could halve again).
+  EXPECT_TRUE(r.err.find("streams cut to 8 ") != std::string::npos ||
+              r.err.find("streams cut to 4 ") != std::string::npos)
+      << r.err;
+}
+
 TEST_F(Chaos, AGoawayWithStreamsOpenLosesNothing) {
   std::vector<std::string> lines = ServeMany("g", 12, 2u << 20);
   ChaosProxy proxy(

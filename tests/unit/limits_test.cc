@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ferry/run.h"
+#include "policy/concurrency.h"
 #include "policy/rate_limiter.h"
 #include "policy/request_limiter.h"
 
@@ -103,6 +104,66 @@ TEST(RateLimiter, ZeroMeansNoLimit) {
     limiter.Moved(1 << 30, now);
   }
   EXPECT_EQ(limiter.held(), Clock::duration::zero());
+}
+
+// A run that moves a steady amount a second, whatever its limit.
+struct Steady {
+  Concurrency c;
+  Clock::time_point now{};
+  uint64_t bytes = 0;
+  uint64_t requests = 0;
+  explicit Steady(int ceiling) : c(ceiling) { c.Tick(now, 0, 0); }
+  // One more second at `bytes_per_second`.
+  void Second(uint64_t bytes_per_second) {
+    now += std::chrono::seconds(1);
+    bytes += bytes_per_second;
+    requests += bytes_per_second / 1000;
+    c.Tick(now, bytes, requests);
+  }
+};
+
+TEST(Concurrency, StartsAtTheCeilingAndHalvesOnOverloadOncePerSecond) {
+  Steady run(64);
+  EXPECT_EQ(run.c.limit(), 64);
+  run.c.Overloaded(run.now);
+  EXPECT_EQ(run.c.limit(), 32);
+  // The same overload seen by other requests a moment later.
+  run.c.Overloaded(run.now + milliseconds(300));
+  EXPECT_EQ(run.c.limit(), 32);
+  run.c.Overloaded(run.now + milliseconds(1000));
+  EXPECT_EQ(run.c.limit(), 16);
+  for (int i = 0; i < 10; ++i) {
+    run.c.Overloaded(run.now + std::chrono::seconds(2 + i));
+  }
+  EXPECT_EQ(run.c.limit(), 1);
+  EXPECT_EQ(run.c.lowest(), 1);
+  EXPECT_EQ(run.c.cuts(), 12);
+}
+
+TEST(Concurrency, GrowsByOneASecondUpToTheCeilingNeverBeyond) {
+  Steady run(8);
+  run.c.Overloaded(run.now);
+  ASSERT_EQ(run.c.limit(), 4);
+  run.c.Tick(run.now, run.bytes, run.requests);  // a new interval begins
+  for (int i = 0; i < 20; ++i) run.Second(1'000'000);
+  EXPECT_EQ(run.c.limit(), 8);
+  EXPECT_EQ(run.c.lowest(), 4);
+}
+
+TEST(Concurrency, TakesBackAStepThatMadeThroughputFall) {
+  Steady run(64);
+  run.c.Overloaded(run.now);
+  run.c.Tick(run.now, run.bytes, run.requests);
+  run.Second(1'000'000);  // nothing to compare with yet: a step up
+  ASSERT_EQ(run.c.limit(), 33);
+  run.Second(1'000'000);  // not fallen: another
+  ASSERT_EQ(run.c.limit(), 34);
+  run.Second(500'000);  // fell by half after the step to 34: back to 33
+  EXPECT_EQ(run.c.limit(), 33);
+  for (int i = 0; i < 5; ++i) run.Second(500'000);
+  EXPECT_EQ(run.c.limit(), 33);  // held a while
+  run.Second(500'000);
+  EXPECT_EQ(run.c.limit(), 34);  // then tried again
 }
 
 TEST(ByteRate, ReadsBinaryMultiples) {

@@ -108,6 +108,8 @@ struct RunSummary {
   double held_seconds = 0;     // new requests held back by Retry-After
   double request_limit_seconds = 0;  // ready requests held by max_requests
   double rate_limit_seconds = 0;     // ready bytes held by max_rate
+  int streams_cuts = 0;              // times the collection showed overload
+  int streams_lowest = 0;            // the fewest streams in flight after a cut
   double seconds = 0;
   std::optional<Error> stopped_by;    // why the run stopped early, if it did
   std::optional<Error> report_error;  // the report could not be written
