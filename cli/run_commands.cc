@@ -20,7 +20,9 @@ struct RunCommand {
   double backoff_cap = 30;     // seconds
   int stall_seconds = 60;
   int deadline_seconds = 0;
-  std::string max_rate;  // as given; checked by ParseByteRate
+  std::string max_rate;             // as given; checked by ParseByteRate
+  std::string split_above = "64M";  // as given; checked by ParseByteSize
+  std::string range_size = "16M";
 
   int Run() {
     auto log = MakeLogger(flags);
@@ -47,6 +49,8 @@ struct RunCommand {
     options.retry.deadline = std::chrono::seconds(deadline_seconds);
     if (!sync.empty()) options.sync = *ParseSyncLevel(sync);
     if (!max_rate.empty()) options.max_rate = *ParseByteRate(max_rate);
+    options.split_above = static_cast<uint64_t>(*ParseByteSize(split_above));
+    options.range_size = static_cast<uint64_t>(*ParseByteSize(range_size));
     if (format == "ferry") options.format = ManifestFormat::kFerry;
     if (format == "globus-batch") options.format = ManifestFormat::kGlobusBatch;
     options.progress = flags.no_progress || flags.quiet ? ProgressMode::kNever
@@ -61,6 +65,32 @@ struct RunCommand {
     return summary.all_ok() ? kExitOk : kExitFailed;
   }
 };
+
+// How large downloads are split.
+void AddRangeOptions(CLI::App* app, RunCommand* cmd) {
+  auto size = [](const std::string& text) -> std::string {
+    if (ParseByteSize(text)) return "";
+    return "a size such as 64M or 1G was expected, not '" + text + "'";
+  };
+  app->add_option("--split-above", cmd->split_above,
+                  "Downloads of at least this size (by the manifest's size "
+                  "column) go in ranges on several streams at once (0: "
+                  "never)")
+      ->capture_default_str()
+      ->check(size);
+  app->add_option("--range-size", cmd->range_size,
+                  "Bytes per range of a split download")
+      ->capture_default_str()
+      ->check(size)
+      ->check([](const std::string& text) -> std::string {
+        auto bytes = ParseByteSize(text);
+        return bytes && *bytes >= 64 * 1024 ? "" : "at least 64K";
+      });
+  app->add_option("--streams-per-file", cmd->options.streams_per_file,
+                  "Ranges of one split download in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+}
 
 // The options of every command that runs over a manifest.
 std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
@@ -158,6 +188,7 @@ Command AddGetCommand(CLI::App& app) {
   get->add_option("--to", cmd->options.local_dir, "Local destination folder")
       ->required();
   AddSyncOption(get, *cmd);
+  AddRangeOptions(get, cmd.get());
   return {get, [cmd] { return cmd->Run(); }};
 }
 

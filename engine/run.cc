@@ -341,6 +341,7 @@ Status Run(const RunOptions& options, RunSummary* summary) {
   plan.base_url = options.base_url;
   plan.local_dir = local;
   plan.journal = journal.get();
+  plan.split_above = options.split_above;
   Planner planner(
       plan, [&loop_for_wake] { loop_for_wake->Wake(); }, log.get());
   uint64_t files = check.entries;
@@ -429,6 +430,10 @@ std::optional<double> ParseByteRate(std::string_view text) {
   if (text.size() >= 2 && text.substr(text.size() - 2) == "/s") {
     text.remove_suffix(2);
   }
+  return ParseByteSize(text);
+}
+
+std::optional<double> ParseByteSize(std::string_view text) {
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
                                    value, std::chars_format::fixed);

@@ -62,6 +62,7 @@ struct DiskWriter::File {
   std::vector<Op*> pending;      // full buffers not yet sent to the kernel
   std::set<uint64_t> unwritten;  // offsets of buffers queued, not written
   bool resume = false;           // continues a kept temporary file
+  bool shared = false;           // one range of a file others write too
   int in_flight = 0;             // operations sent, not completed
   int writes_in_flight = 0;      // of which writes
 
@@ -121,8 +122,8 @@ Status DiskWriter::MakeParents(const std::string& final_path) {
 Status DiskWriter::Begin(const std::string& final_path, uint64_t resume_at,
                          uint64_t cookie, FileId* id) {
   if (Status s = MakeParents(final_path); !s.ok()) return s;
-  std::string temp_path = PartPathFor(final_path);
   if (resume_at > 0) {
+    const std::string temp_path = PartPathFor(final_path);
     // Bytes past the kept length may not all have been written; cut them
     // off. Rare (one per resumed file), so done here synchronously.
     int fd = ::open(temp_path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -134,6 +135,14 @@ Status DiskWriter::Begin(const std::string& final_path, uint64_t resume_at,
     ::close(fd);
     if (rc != 0) return ErrorFromErrno(err, "cannot continue " + temp_path);
   }
+  File& f = NewFile(final_path, resume_at, cookie, id);
+  f.resume = resume_at > 0;
+  return {};
+}
+
+DiskWriter::File& DiskWriter::NewFile(const std::string& final_path,
+                                      uint64_t offset, uint64_t cookie,
+                                      FileId* id) {
   if (free_files_.empty()) {
     free_files_.push_back(static_cast<FileId>(files_.size()));
     files_.emplace_back();
@@ -144,10 +153,17 @@ Status DiskWriter::Begin(const std::string& final_path, uint64_t resume_at,
   f.in_use = true;
   f.cookie = cookie;
   f.final_path = final_path;
-  f.temp_path = std::move(temp_path);
-  f.resume = resume_at > 0;
-  f.next_offset = resume_at;
+  f.temp_path = PartPathFor(final_path);
+  f.next_offset = offset;
   ++active_files_;
+  return f;
+}
+
+Status DiskWriter::BeginRange(const std::string& final_path, uint64_t offset,
+                              uint64_t cookie, FileId* id) {
+  File& f = NewFile(final_path, offset, cookie, id);
+  f.resume = true;  // opened as it is: never created, never cut
+  f.shared = true;
   return {};
 }
 
@@ -311,7 +327,8 @@ void DiskWriter::AdvanceAbort(FileId id, File& f) {
     PrepareClose(id, f, false);
     return;
   }
-  if (f.opened && !f.unlinked) {  // only what this attempt created
+  // Only what this attempt created: never a file other ranges share.
+  if (f.opened && !f.unlinked && !f.shared) {
     PrepareUnlink(id, f);
     return;
   }

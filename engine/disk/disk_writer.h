@@ -65,6 +65,13 @@ class DiskWriter {
   [[nodiscard]] Status Begin(const std::string& final_path, uint64_t resume_at,
                              uint64_t cookie, FileId* id);
 
+  // Starts writing one range of a file that several transfers fill at
+  // once, from `offset` on. Its temporary file must exist already (see
+  // range_file.h); it is neither cut nor removed here: the range ends
+  // closed, whether kept or abandoned, and kCommit is not allowed.
+  [[nodiscard]] Status BeginRange(const std::string& final_path,
+                                  uint64_t offset, uint64_t cookie, FileId* id);
+
   // Changes the cookie that the DoneFn will receive for this file.
   void SetCookie(FileId id, uint64_t cookie);
 
@@ -101,6 +108,8 @@ class DiskWriter {
   DiskWriter(const DiskOptions& options, std::unique_ptr<Ring> ring);
 
   Status MakeParents(const std::string& final_path);
+  File& NewFile(const std::string& final_path, uint64_t offset, uint64_t cookie,
+                FileId* id);
   void Advance(FileId id);
   void AdvanceCommit(FileId id, File& f);
   void AdvanceAbort(FileId id, File& f);

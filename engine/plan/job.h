@@ -63,6 +63,16 @@ struct Job {
 
   bool download = false;  // the run writes local files
 
+  // A large download fetched as ranges on several streams at once, when
+  // the collection honours them; the ranges are jobs of their own, with
+  // `split` naming the file they belong to.
+  bool in_ranges = false;
+  static constexpr uint64_t kNoSplit = ~uint64_t{0};
+  uint64_t split = kNoSplit;
+  uint64_t range_first = 0;
+  uint64_t range_length = 0;
+  bool is_range() const { return split != kNoSplit; }
+
   // Two jobs with the same key must not run at once: downloads to one
   // local file, or requests for one URL.
   const std::string& key() const { return download ? local : url; }

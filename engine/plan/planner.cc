@@ -156,6 +156,9 @@ Job Planner::Plan(const ManifestEntry& entry) const {
   }
   if (options_.journal != nullptr && FinishedEarlier(job)) return job;
   DecideLocally(job);
+  // Bytes kept by an earlier run are continued on one stream instead.
+  job.in_ranges = job.download && options_.split_above > 0 && job.size &&
+                  *job.size >= options_.split_above && !job.kept;
   return job;
 }
 

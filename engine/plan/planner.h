@@ -43,6 +43,9 @@ class Planner {
     size_t queue_capacity = 4096;
     // What an earlier, unfinished download run left; may be null.
     const Journal* journal = nullptr;
+    // Downloads of at least this many bytes (by the manifest's size) are
+    // fetched in ranges on several streams at once; 0: never.
+    uint64_t split_above = 0;
   };
 
   // `wake` is called (from the planner's thread) after a push when the

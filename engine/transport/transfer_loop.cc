@@ -4,14 +4,20 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <random>
 
+#include "disk/range_file.h"
 #include "transport/curl_errors.h"
 #include "transport/probe.h"
+#include "verify/file_hasher.h"
 
 namespace ferry {
 namespace {
@@ -93,10 +99,11 @@ struct TransferLoop::Stream {
   std::string retry_after;
   std::string etag;
   std::string content_range;
-  uint64_t kept_before = 0;   // bytes kept when the attempt started
-  bool ranged = false;        // the request asked for the bytes after job.kept
-  bool resumed = false;       // the answer continues them
-  uint64_t checkpointed = 0;  // written length last journaled
+  uint64_t kept_before = 0;    // bytes kept when the attempt started
+  bool ranged = false;         // the request asked for the bytes after job.kept
+  bool resumed = false;        // the answer continues them
+  uint64_t checkpointed = 0;   // written length last journaled
+  bool range_refused = false;  // a range was answered with the whole file
   curl_slist* range_headers = nullptr;  // If-Range and the usual ones
 };
 
@@ -119,6 +126,67 @@ struct TransferLoop::Attempt {
   uint64_t total = 0;
   std::string etag;
   std::shared_ptr<Hasher> kept_hash;
+  bool range_refused = false;
+};
+
+struct TransferLoop::Split {
+  Job job;  // the whole file
+  uint64_t size = 0;
+  uint64_t next = 0;     // the first byte no range has asked for yet
+  uint64_t arrived = 0;  // bytes of the ranges that arrived
+  int in_flight = 0;     // ranges started or waiting for a retry
+  int requests = 0;      // range requests, all told
+  bool busy = false;     // a worker has its file
+  bool ready = false;    // its temporary file exists
+  bool whole = false;    // the collection ignored a range
+  std::optional<Error> error;
+};
+
+// Worker threads for the blocking steps of split downloads, and what they
+// finished, for the loop to collect.
+struct TransferLoop::Background {
+  struct Done {
+    uint64_t split = 0;
+    bool created = false;  // else committed or removed
+    Status status;
+    std::optional<Digest128> digest;
+  };
+
+  tbb::task_arena arena;
+  tbb::enumerable_thread_specific<std::unique_ptr<FileHasher>> hashers;
+  std::mutex mu;
+  std::condition_variable idle;
+  std::vector<Done> done;
+  int running = 0;
+
+  // Runs `work` on a worker; what it returns is collected by the loop,
+  // which `wake` wakes.
+  template <typename Work>
+  void Run(Work work, std::function<void()> wake) {
+    {
+      std::lock_guard lock(mu);
+      ++running;
+    }
+    arena.enqueue([this, work = std::move(work), wake = std::move(wake)] {
+      Done d = work();
+      {
+        std::lock_guard lock(mu);
+        done.push_back(std::move(d));
+        --running;
+      }
+      idle.notify_all();
+      wake();
+    });
+  }
+  FileHasher& Hasher() {
+    auto& h = hashers.local();
+    if (!h) h = std::make_unique<FileHasher>();
+    return *h;
+  }
+  ~Background() {
+    std::unique_lock lock(mu);
+    idle.wait(lock, [this] { return running == 0; });
+  }
 };
 
 TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
@@ -135,12 +203,14 @@ TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
       policy_(options.retry, std::random_device{}()),
       limiter_(options.max_requests),
       rate_(options.max_rate),
-      concurrency_(std::max(1, options.streams)) {
+      concurrency_(std::max(1, options.streams)),
+      background_(std::make_unique<Background>()) {
   // The OPTIONS probe that opened the run was a request too.
   limiter_.Started(Clock::now());
 }
 
 TransferLoop::~TransferLoop() {
+  background_.reset();  // waits for work that may still wake the loop
   for (auto& s : streams_) {
     if (s->easy == nullptr) continue;
     if (multi_ != nullptr) curl_multi_remove_handle(multi_, s->easy);
@@ -262,7 +332,13 @@ void TransferLoop::SetRequest(Stream& s) {
   s.job.token_generation = token_generation_;
   switch (s.job.step) {
     case Step::kGet:
-      if (s.job.kept) {
+      if (s.job.is_range()) {
+        s.ranged = true;
+        curl_easy_setopt(e, CURLOPT_RANGE,
+                         fmt::format("{}-{}", s.job.range_first,
+                                     s.job.range_first + s.job.range_length - 1)
+                             .c_str());
+      } else if (s.job.kept) {
         // Only the bytes after those kept, and only from the same file:
         // with If-Range a changed file comes back whole (200).
         s.ranged = true;
@@ -316,6 +392,7 @@ void TransferLoop::Run() {
 
     // Start what can start: due retries first, then new jobs; and let
     // the transfers the rate limit paused go on when it allows.
+    DrainBackground();
     Admit(now);
     ResumeRatePaused(now);
     if (disk_ != nullptr) disk_->Submit();
@@ -376,8 +453,9 @@ bool TransferLoop::HasRoom() const {
 bool TransferLoop::Finished() const {
   bool no_more_jobs =
       (plan_done_ && delayed_.empty() && unblocked_.empty()) || stopping_;
-  return no_more_jobs && idle_streams_.size() == streams_.size() &&
-         disk_pending_ == 0 && (disk_ == nullptr || disk_->idle()) &&
+  return no_more_jobs && splits_.empty() &&
+         idle_streams_.size() == streams_.size() && disk_pending_ == 0 &&
+         (disk_ == nullptr || disk_->idle()) &&
          (reader_ == nullptr || reader_->idle());
 }
 
@@ -420,6 +498,8 @@ std::optional<Job> TransferLoop::NextJob(Clock::time_point now) {
     unblocked_.pop_front();
     return job;
   }
+  // Files under way before new ones.
+  if (std::optional<Job> range = NextRange()) return range;
   while (!plan_done_ && policy_.MayStartFile(now)) {
     std::optional<Job> job = planner_->TryPop();
     if (!job) {
@@ -492,6 +572,11 @@ void TransferLoop::Admit(Clock::time_point now) {
       report_->FileDone(result);
       continue;
     }
+    if (job->in_ranges && job->step == Step::kGet && !ranges_refused_ &&
+        !job->kept) {
+      StartSplit(std::move(*job));
+      continue;
+    }
     if (!limiter_.MayStart(now)) {
       unblocked_.push_front(std::move(*job));  // first when the limit allows
       return;
@@ -525,6 +610,7 @@ void TransferLoop::Start(Stream& s, Job job) {
   s.ranged = false;
   s.resumed = false;
   s.checkpointed = 0;
+  s.range_refused = false;
   s.error_buffer[0] = '\0';
   if (s.job.kept && s.job.kept->total != 0 &&
       s.job.kept->length >= s.job.kept->total) {
@@ -649,9 +735,39 @@ bool TransferLoop::BeginFile(Stream& s) {
   return true;
 }
 
+// Starts writing a range at its offset, once the answer says it is the
+// range asked for, of a file of the size expected.
+bool TransferLoop::BeginRange(Stream& s) {
+  uint64_t first = 0, total = 0;
+  const Split& split = *splits_.at(s.job.split);
+  if (!ParseContentRange(s.content_range, &first, &total) ||
+      first != s.job.range_first || (total != 0 && total != split.size)) {
+    s.local_error =
+        Error(ErrorCode::kTruncated, RetryClass::kTransient,
+              fmt::format("asked for the {} bytes from {} of {}, got '{}'",
+                          s.job.range_length, s.job.range_first, split.size,
+                          s.content_range));
+    return false;
+  }
+  DiskWriter::FileId id;
+  if (Status st = disk_->BeginRange(s.job.local, first, 0, &id); !st.ok()) {
+    s.local_error = st.error();
+    return false;
+  }
+  s.file = id;
+  return true;
+}
+
 size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   if (s.status == 0) {
     curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &s.status);
+  }
+  if (s.job.is_range() && s.status == 200) {
+    // The whole file for a range: the collection ignores Range.
+    s.range_refused = true;
+    s.local_error = Error(ErrorCode::kHttp, RetryClass::kPermanent,
+                          "the collection ignores Range requests");
+    return 0;
   }
   const bool body = s.status == 200 ||
                     (s.status == 206 && s.ranged && s.job.step == Step::kGet);
@@ -667,6 +783,18 @@ size_t TransferLoop::Receive(Stream& s, const char* data, size_t size) {
   report_->AddMoved(size);
   if (s.job.step == Step::kHashRemote) {
     s.hasher.Update(data, size);
+    s.bytes += size;
+    return size;
+  }
+  if (s.job.is_range()) {
+    if (!s.file && !BeginRange(s)) return 0;
+    if (s.bytes + size > s.job.range_length) {
+      s.local_error = Error(ErrorCode::kTruncated, RetryClass::kTransient,
+                            "the collection sends more than the range asked");
+      return 0;
+    }
+    if (disk_->failed(*s.file)) return 0;
+    disk_->Append(*s.file, data, size);
     s.bytes += size;
     return size;
   }
@@ -809,6 +937,11 @@ std::optional<Error> TransferLoop::CheckResponse(Stream& s, CURLcode code) {
                  fmt::format("received {} bytes of the {} announced", received,
                              announced));
   }
+  if (s.job.is_range() && s.bytes != s.job.range_length) {
+    return Error(ErrorCode::kTruncated, RetryClass::kTransient,
+                 fmt::format("received {} bytes of the range's {}", s.bytes,
+                             s.job.range_length));
+  }
   if (s.job.step == Step::kGet && s.job.size && *s.job.size != s.bytes) {
     return Error(ErrorCode::kSizeMismatch, RetryClass::kPermanent,
                  fmt::format("received {} bytes, the manifest gives {}",
@@ -840,7 +973,8 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
   }
   a.http_status = s.status;
   a.bytes = s.bytes;
-  if (!a.error && !a.absent) {
+  a.range_refused = s.range_refused;
+  if (!a.error && !a.absent && !s.job.is_range()) {
     switch (step) {
       case Step::kHead: {
         curl_off_t length = -1;
@@ -875,7 +1009,8 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
     }
   }
   // An empty file has no bytes that would have created it.
-  if (step == Step::kGet && !a.error && !s.file && code == CURLE_OK) {
+  if (step == Step::kGet && !a.error && !s.file && code == CURLE_OK &&
+      !s.job.is_range()) {
     DiskWriter::FileId id;
     if (Status st = disk_->Begin(s.job.local, 0, 0, &id); st.ok()) {
       s.file = id;
@@ -885,11 +1020,13 @@ void TransferLoop::OnTransferDone(Stream& s, CURLcode code) {
   }
   std::optional<DiskWriter::FileId> file = s.file;
   s.file.reset();
-  DiskWriter::Ending ending = DiskWriter::Ending::kCommit;
+  // A range only closes its part of the file; the split renames it.
+  DiskWriter::Ending ending = s.job.is_range() ? DiskWriter::Ending::kKeep
+                                               : DiskWriter::Ending::kCommit;
   if (a.error || (file && disk_->failed(*file))) {
     ending = DiskWriter::Ending::kAbandon;
   }
-  if (a.error && step == Step::kGet) {
+  if (a.error && step == Step::kGet && !s.job.is_range()) {
     // What a download keeps: the bytes this attempt wrote, or, when it
     // wrote none, those an earlier one kept.
     a.resumed = s.resumed;
@@ -956,12 +1093,20 @@ void TransferLoop::OnDiskDone(uint64_t cookie, const Status& status) {
 
 void TransferLoop::EndAttempt(Attempt a) {
   if (!a.error) {
-    Decide(a);
+    if (a.job.is_range()) {
+      RangeEnded(a.job, RangeEnd::kArrived, nullptr);
+    } else {
+      Decide(a);
+    }
     return;
   }
   Job& job = a.job;
   const Error& error = *a.error;
   job.last_error = error;
+  if (a.range_refused) {
+    RangeEnded(job, RangeEnd::kRefused, &error);
+    return;
+  }
   // Signs that the collection has more than it can serve: fewer
   // transfers at once.
   if (!stopping_ && (a.http_status == 429 || a.http_status == 503 ||
@@ -987,6 +1132,10 @@ void TransferLoop::EndAttempt(Attempt a) {
   // reason; it was said once already.
   bool said = stopping_ && error.retry_class() == RetryClass::kStopRun;
   if (next.action == RetryDecision::kStopRun) StopRun(error);
+  if (job.is_range()) {
+    RangeEnded(job, RangeEnd::kFailed, &error);
+    return;
+  }
   if (a.kept > 0 && journal_ != nullptr) {
     // Left for the same command to continue.
     journal_->RecordPart(job.url, job.local, {a.kept, a.total, a.etag});
@@ -1079,7 +1228,7 @@ void TransferLoop::Checkpoint(Clock::time_point now) {
   next_checkpoint_ = now + kCheckpointEvery;
   for (auto& sp : streams_) {
     Stream& s = *sp;
-    if (!s.file || s.job.step != Step::kGet) continue;
+    if (!s.file || s.job.step != Step::kGet || s.job.is_range()) continue;
     uint64_t written = disk_->written(*s.file);
     if (written < kCheckpointBytes || written == s.checkpointed) continue;
     s.checkpointed = written;
@@ -1260,12 +1409,17 @@ void TransferLoop::Abandon(const Error& error) {
 void TransferLoop::StopRun(const Error& error) {
   if (stopping_) return;
   stopping_ = true;
+  stop_error_ = error;
   log_->error("stopping the run: {}", error.message());
   report_->StopRun(error);
   planner_->Stop();
   // Retries that were waiting will not run; count them as failed, and
   // leave the bytes they kept to the same command run again.
   for (auto& [when, job] : delayed_) {
+    if (job.is_range()) {
+      RangeEnded(job, RangeEnd::kFailed, &error);
+      continue;
+    }
     if (job.kept && journal_ != nullptr) {
       journal_->RecordPart(job.url, job.local,
                            {job.kept->length, job.kept->total, job.kept->etag});
@@ -1280,6 +1434,223 @@ void TransferLoop::StopRun(const Error& error) {
     report_->FileDone(result);
   }
   delayed_.clear();
+  // Split files with no range in flight end now; the others when their
+  // last range does.
+  std::vector<uint64_t> ids;
+  for (const auto& [id, split] : splits_) ids.push_back(id);
+  for (uint64_t id : ids) MaybeEndSplit(id);
+}
+
+// A download large enough to go in ranges: its temporary file is created
+// at full size on a worker, then its ranges are handed out (NextRange).
+void TransferLoop::StartSplit(Job job) {
+  const uint64_t id = next_split_++;
+  auto split = std::make_unique<Split>();
+  split->size = *job.size;
+  split->busy = true;
+  if (job.first_start == Clock::time_point()) job.first_start = Clock::now();
+  log_->debug("{:?}: {} bytes, fetched in ranges of {}", job.path, split->size,
+              options_.range_size);
+  const std::string local = job.local;
+  const uint64_t size = split->size;
+  split->job = std::move(job);
+  splits_.emplace(id, std::move(split));
+  background_->Run(
+      [id, local, size] {
+        Background::Done done;
+        done.split = id;
+        done.created = true;
+        done.status = CreateRangeFile(local, size);
+        return done;
+      },
+      [this] { Wake(); });
+}
+
+// The next range to ask for, from the split files that have one and room
+// for another stream.
+std::optional<Job> TransferLoop::NextRange() {
+  for (size_t i = 0; i < splitting_.size();) {
+    const uint64_t id = splitting_[i];
+    auto it = splits_.find(id);  // gone when it ended early
+    if (it == splits_.end() || it->second->error || it->second->whole ||
+        stopping_ || it->second->next >= it->second->size) {
+      splitting_.erase(splitting_.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
+    Split& split = *it->second;
+    if (split.in_flight >= std::max(1, options_.streams_per_file)) {
+      ++i;
+      continue;
+    }
+    Job range = split.job;
+    range.size.reset();  // the split checks the whole file
+    range.xxh128.reset();
+    range.in_ranges = false;
+    range.split = id;
+    range.range_first = split.next;
+    range.range_length = std::min(std::max<uint64_t>(options_.range_size, 1),
+                                  split.size - split.next);
+    range.attempts = 0;
+    range.fruitless = 0;
+    range.failing = false;
+    range.last_error.reset();
+    split.next += range.range_length;
+    ++split.in_flight;
+    ++split.requests;
+    return range;
+  }
+  return std::nullopt;
+}
+
+void TransferLoop::RangeEnded(const Job& range, RangeEnd end,
+                              const Error* error) {
+  if (range.failing) policy_.FileRecovered();
+  Split& split = *splits_.at(range.split);
+  --split.in_flight;
+  switch (end) {
+    case RangeEnd::kArrived:
+      split.arrived += range.range_length;
+      break;
+    case RangeEnd::kRefused:
+      if (!ranges_refused_) {
+        log_->warn(
+            "the collection ignores Range requests: large files are "
+            "fetched whole, on one stream each");
+      }
+      ranges_refused_ = true;
+      split.whole = true;
+      break;
+    case RangeEnd::kFailed:
+      if (!split.error) split.error = *error;
+      break;
+  }
+  MaybeEndSplit(range.split);
+}
+
+// Once no range of a split file is in flight: fetch it whole (ranges
+// refused), check and rename it (all arrived), or remove it (failed, or
+// the run stopped).
+void TransferLoop::MaybeEndSplit(uint64_t id) {
+  Split& split = *splits_.at(id);
+  if (split.in_flight > 0 || split.busy) return;
+  if (split.next < split.size && !split.error && !split.whole && !stopping_) {
+    return;  // more ranges to ask for
+  }
+  if (split.whole && !split.error && !stopping_) {
+    // The whole-file download replaces the temporary file.
+    Job job = std::move(split.job);
+    job.in_ranges = false;
+    splits_.erase(id);
+    unblocked_.push_front(std::move(job));
+    return;
+  }
+  split.busy = true;
+  const std::string local = split.job.local;
+  if (split.error || split.arrived < split.size) {
+    if (!split.error) split.error = stop_error_;
+    background_->Run(
+        [id, local] {
+          RemoveRangeFile(local);
+          Background::Done done;
+          done.split = id;
+          return done;
+        },
+        [this] { Wake(); });
+    return;
+  }
+  const uint64_t size = split.size;
+  const std::optional<Digest128> expected = split.job.xxh128;
+  Background* background = background_.get();
+  background->Run(
+      [id, local, size, expected, background] {
+        Background::Done done;
+        done.split = id;
+        HashedFile hashed;
+        const std::string part = PartPathFor(local);
+        background->Hasher().Hash(part.c_str(), /*follow=*/false,
+                                  /*digest=*/true, size, &hashed);
+        if (!hashed.hashed || hashed.size != size) {
+          done.status =
+              hashed.err != 0
+                  ? ErrorFromErrno(hashed.err, std::string("cannot ") +
+                                                   hashed.step + " " + part)
+                  : Error(ErrorCode::kLocalIo, RetryClass::kPermanent,
+                          fmt::format("{} holds {} bytes, not {}", part,
+                                      hashed.size, size));
+        } else if (expected && *expected != hashed.digest) {
+          done.status =
+              Error(ErrorCode::kChecksum, RetryClass::kPermanent,
+                    fmt::format("xxh128 {} differs from the "
+                                "manifest's {}",
+                                hashed.digest.ToHex(), expected->ToHex()));
+        } else {
+          done.digest = hashed.digest;
+          done.status = CommitRangeFile(local);
+        }
+        if (!done.status.ok()) RemoveRangeFile(local);
+        return done;
+      },
+      [this] { Wake(); });
+}
+
+// Collects what the workers finished.
+void TransferLoop::DrainBackground() {
+  std::vector<Background::Done> done;
+  {
+    std::lock_guard lock(background_->mu);
+    if (background_->done.empty()) return;
+    done.swap(background_->done);
+  }
+  for (Background::Done& d : done) {
+    Split& split = *splits_.at(d.split);
+    split.busy = false;
+    if (!d.created) {
+      EndSplit(d.split, d.status, d.digest);
+      continue;
+    }
+    if (!d.status.ok()) {
+      split.error = d.status.error();
+      MaybeEndSplit(d.split);
+      continue;
+    }
+    split.ready = true;
+    if (stopping_) {
+      MaybeEndSplit(d.split);
+    } else {
+      splitting_.push_back(d.split);
+    }
+  }
+}
+
+// A split file was renamed, or removed after `status`'s error.
+void TransferLoop::EndSplit(uint64_t id, const Status& status,
+                            const std::optional<Digest128>& digest) {
+  std::unique_ptr<Split> split = std::move(splits_.at(id));
+  splits_.erase(id);
+  Job& job = split->job;
+  FileResult result;
+  result.path = &job.path;
+  result.attempts = split->requests;
+  result.seconds = SecondsSince(job.first_start);
+  std::optional<Error> error = split->error;
+  if (!error && !status.ok()) error = status.error();
+  if (error) {
+    bool said = stopping_ && error->retry_class() == RetryClass::kStopRun;
+    log_->log(said ? spdlog::level::debug : spdlog::level::err, "{:?}: {}",
+              job.path, error->message());
+    result.outcome = Outcome::kFailed;
+    result.error = &*error;
+    Finish(job, result);
+    return;
+  }
+  RecordFinished(job);
+  result.bytes = split->size;
+  result.http_status = 206;
+  result.xxh128 = digest;
+  result.verified = job.xxh128.has_value();
+  log_->info("{:?}: ok, {} bytes in {} ranges, {:.3f} s", job.path, split->size,
+             split->requests, result.seconds);
+  Finish(job, result);
 }
 
 }  // namespace ferry

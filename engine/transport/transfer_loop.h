@@ -6,6 +6,11 @@
 // that need the collection's answer, and hands every failed attempt to
 // the retry policy. The rings' eventfds sit in the same poll as curl's
 // sockets, so one wait covers network and disk.
+//
+// A large download goes in ranges on several streams at once: each range
+// is a job of its own, written at its offset into the one temporary file.
+// Creating that file beforehand, and hashing and renaming it after its
+// last range, may take long; oneTBB workers do it and wake the loop.
 #pragma once
 
 #include <curl/curl.h>
@@ -57,6 +62,9 @@ class TransferLoop {
  private:
   struct Stream;
   struct Attempt;  // an ended transfer whose file the disk still finishes
+  struct Split;    // a download fetched in ranges
+  struct Background;
+  enum class RangeEnd { kArrived, kRefused, kFailed };
 
   void ConfigureHandle(Stream& s);
   void SetAuthorization(const std::string& token);
@@ -84,6 +92,13 @@ class TransferLoop {
   void Checkpoint(Clock::time_point now);
   void RecordFinished(const Job& job);
   bool Finished() const;
+  void StartSplit(Job job);
+  std::optional<Job> NextRange();
+  void RangeEnded(const Job& range, RangeEnd end, const Error* error);
+  void MaybeEndSplit(uint64_t id);
+  void DrainBackground();
+  void EndSplit(uint64_t id, const Status& status,
+                const std::optional<Digest128>& digest);
   bool PauseForRate(Stream& s, size_t bytes);
   // A stream is free and the concurrency limit allows one more transfer.
   bool HasRoom() const;
@@ -95,6 +110,7 @@ class TransferLoop {
   static size_t OnRead(char* data, size_t size, size_t count, void* user);
   size_t Receive(Stream& s, const char* data, size_t size);
   bool BeginFile(Stream& s);
+  bool BeginRange(Stream& s);
   size_t Send(Stream& s, char* data, size_t size);
 
   const RunOptions& options_;
@@ -131,6 +147,13 @@ class TransferLoop {
   size_t disk_pending_ = 0;
 
   std::multimap<Clock::time_point, Job> delayed_;  // retries not yet due
+
+  std::unordered_map<uint64_t, std::unique_ptr<Split>> splits_;
+  uint64_t next_split_ = 0;
+  std::vector<uint64_t> splitting_;  // splits with ranges yet to ask for
+  bool ranges_refused_ = false;      // the collection ignores Range
+  std::unique_ptr<Background> background_;
+  std::optional<Error> stop_error_;  // why the run stopped, once it did
 
   // Keys of the jobs started or waiting for a retry, each with the later
   // entries for the same key that wait for it to end.

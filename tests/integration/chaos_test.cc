@@ -348,8 +348,11 @@ TEST_F(Chaos, ATokenThatExpiresHalfwayIsReplacedFromItsFile) {
   const fs::path token_file = OldTokenFile();
   std::vector<std::string> args =
       Through(proxy, Manifest(lines),
-              {"--token-file", token_file.string(), "--streams", "2"});
-  // Whatever renews the token writes the new one once the run is going.
+              {"--token-file", token_file.string(), "--streams", "2",
+               "--max-rate", "2M"});
+  // Whatever renews the token writes the new one once the run is going,
+  // well before its tenth request (the rate makes that a second later,
+  // however busy the machine).
   auto going = [this] { return fs::exists(dest_ / "t0"); };
   RunResult r = RunFerryWhile(
       args, going, [&](pid_t) { WriteFile(token_file, "new-token\n"); });

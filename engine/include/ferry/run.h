@@ -40,10 +40,11 @@ std::string_view SyncLevelName(SyncLevel level);
 // Parses "exists", "size", "mtime" or "checksum".
 std::optional<SyncLevel> ParseSyncLevel(std::string_view name);
 
-// Parses a rate such as "20M", "1.5G", "500k" or "800000": bytes per second,
-// with binary multiples (K = 1024 bytes, as curl's --limit-rate reads
-// them); "KiB", "MiB" and "GiB" and a trailing "/s" are also accepted.
-// Empty when the text is not a rate.
+// Parses a size such as "16M", "1.5G", "500k" or "800000": bytes, with
+// binary multiples (K = 1024 bytes, as curl's --limit-rate reads them);
+// "KiB", "MiB" and "GiB" are also accepted. Empty when it is not a size.
+std::optional<double> ParseByteSize(std::string_view text);
+// The same for a rate in bytes per second, which may end in "/s".
 std::optional<double> ParseByteRate(std::string_view text);
 
 enum class ProgressMode { kAuto, kAlways, kNever };
@@ -73,7 +74,13 @@ struct RunOptions {
   // Bytes per second, sent and received together; 0: no limit.
   double max_rate = 0;
   int connections = 4;  // connections to the collection, at most
-  bool http1 = false;   // HTTP/1.1 only: one stream per connection
+  // Downloads of at least `split_above` bytes (by the manifest's size) are
+  // fetched as ranges of `range_size` bytes, up to `streams_per_file` at
+  // once; split_above 0: never.
+  uint64_t split_above = 64ull << 20;
+  uint64_t range_size = 16ull << 20;
+  int streams_per_file = 4;
+  bool http1 = false;  // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
   ProgressMode progress = ProgressMode::kAuto;  // progress line on stderr
 
