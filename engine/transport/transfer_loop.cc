@@ -552,7 +552,10 @@ void TransferLoop::Admit(Clock::time_point now) {
     return (disk_ != nullptr && disk_->over_budget()) ||
            (reader_ != nullptr && reader_->over_budget());
   };
-  while (!stopping_ && HasRoom() && !disk_busy()) {
+  // Streams waiting for --max-rate: the run has all the transfers the
+  // rate needs, and a new one would only buffer what it cannot take yet.
+  auto over_rate = [this] { return !rate_paused_.empty(); };
+  while (!stopping_ && HasRoom() && !disk_busy() && !over_rate()) {
     std::optional<Job> job = NextJob(now);
     if (!job) return;
     // Decided by the planner: nothing to send, and no key to release.
