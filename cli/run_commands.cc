@@ -90,6 +90,9 @@ void AddRangeOptions(CLI::App* app, RunCommand* cmd) {
                   "Ranges of one split download in flight at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app->add_flag("--direct", cmd->options.direct_io,
+                "Write split downloads with O_DIRECT, past the page cache "
+                "(they are then read back from the disk to be hashed)");
 }
 
 // The options of every command that runs over a manifest.

@@ -63,6 +63,7 @@ struct DiskWriter::File {
   std::set<uint64_t> unwritten;  // offsets of buffers queued, not written
   bool resume = false;           // continues a kept temporary file
   bool shared = false;           // one range of a file others write too
+  bool direct = false;           // written with O_DIRECT
   int in_flight = 0;             // operations sent, not completed
   int writes_in_flight = 0;      // of which writes
 
@@ -160,10 +161,11 @@ DiskWriter::File& DiskWriter::NewFile(const std::string& final_path,
 }
 
 Status DiskWriter::BeginRange(const std::string& final_path, uint64_t offset,
-                              uint64_t cookie, FileId* id) {
+                              bool direct, uint64_t cookie, FileId* id) {
   File& f = NewFile(final_path, offset, cookie, id);
   f.resume = true;  // opened as it is: never created, never cut
   f.shared = true;
+  f.direct = direct && offset % kDirectAlign == 0;
   return {};
 }
 
@@ -239,6 +241,13 @@ void DiskWriter::QueueCurrentBuffer(File& f) {
   Op* op = NewOp(static_cast<FileId>(&f - files_.data()), OpKind::kWrite);
   op->buffer = f.buffer;
   op->length = static_cast<uint32_t>(f.fill);
+  if (f.direct && f.fill % kDirectAlign != 0) {
+    // O_DIRECT writes whole blocks: pad with zeros, cut off later.
+    const size_t padded =
+        (f.fill + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    std::memset(f.buffer + f.fill, 0, padded - f.fill);
+    op->length = static_cast<uint32_t>(padded);
+  }
   op->offset = f.next_offset;
   f.next_offset += f.fill;
   f.unwritten.insert(op->offset);
@@ -374,6 +383,7 @@ io_uring_sqe* DiskWriter::PrepareOpen(FileId id, File& f, bool link) {
   // a kept file that is continued was checked when it was cut to length.
   int flags = f.resume ? O_WRONLY | O_NOFOLLOW
                        : O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+  if (f.direct) flags |= O_DIRECT;
   io_uring_prep_openat_direct(sqe, AT_FDCWD, f.temp_path.c_str(), flags, 0666,
                               static_cast<unsigned>(f.slot));
   if (link) sqe->flags |= IOSQE_IO_LINK;
@@ -446,6 +456,11 @@ void DiskWriter::OnCompletion(Op* op, int res) {
         if (::unlink(f.temp_path.c_str()) != 0 && errno != ENOENT) {
           fail(errno, "cannot replace ", f.temp_path);
         }
+      } else if (res == -EINVAL && f.direct) {
+        // The file system does not take O_DIRECT: through the cache.
+        f.direct = false;
+        f.open_sent = false;
+        slot_freed = true;
       } else if (res < 0) {
         fail(-res, "cannot create ", f.temp_path);
         slot_freed = true;

@@ -69,8 +69,16 @@ class DiskWriter {
   // once, from `offset` on. Its temporary file must exist already (see
   // range_file.h); it is neither cut nor removed here: the range ends
   // closed, whether kept or abandoned, and kCommit is not allowed.
+  //
+  // With `direct`, the range is written with O_DIRECT, past the page
+  // cache (where the file system refuses it, through the cache after
+  // all). `offset` must then be a multiple of kDirectAlign, and a last
+  // buffer that is not is written padded with zeros to the next multiple:
+  // the file may grow past its size, and must be cut to it (TrimRangeFile).
+  static constexpr uint64_t kDirectAlign = 4096;
   [[nodiscard]] Status BeginRange(const std::string& final_path,
-                                  uint64_t offset, uint64_t cookie, FileId* id);
+                                  uint64_t offset, bool direct, uint64_t cookie,
+                                  FileId* id);
 
   // Changes the cookie that the DoneFn will receive for this file.
   void SetCookie(FileId id, uint64_t cookie);

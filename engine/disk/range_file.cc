@@ -48,6 +48,17 @@ Status CreateRangeFile(const std::string& final_path, uint64_t size) {
   return {};
 }
 
+Status TrimRangeFile(const std::string& final_path, uint64_t size) {
+  const std::string part = PartPathFor(final_path);
+  int fd = ::open(part.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrorFromErrno(errno, "cannot open " + part);
+  int rc = ::ftruncate(fd, static_cast<off_t>(size));
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrorFromErrno(err, "cannot cut " + part + " to size");
+  return {};
+}
+
 Status CommitRangeFile(const std::string& final_path) {
   const std::string part = PartPathFor(final_path);
   if (::rename(part.c_str(), final_path.c_str()) != 0) {

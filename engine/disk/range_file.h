@@ -17,6 +17,11 @@ namespace ferry {
 [[nodiscard]] Status CreateRangeFile(const std::string& final_path,
                                      uint64_t size);
 
+// Cuts the temporary file to `size` bytes: writes with O_DIRECT may have
+// padded its last block.
+[[nodiscard]] Status TrimRangeFile(const std::string& final_path,
+                                   uint64_t size);
+
 // Gives the temporary file its final name.
 [[nodiscard]] Status CommitRangeFile(const std::string& final_path);
 

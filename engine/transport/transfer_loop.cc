@@ -75,6 +75,37 @@ bool WantsBody(Step step) {
   return step == Step::kGet || step == Step::kHashRemote;
 }
 
+// The end of a split download, on a worker: cuts its file to size (O_DIRECT
+// may have padded it), hashes it, and renames it when the digest is the
+// manifest's; otherwise removes it.
+Status CommitSplitFile(const std::string& local, uint64_t size,
+                       const std::optional<Digest128>& expected,
+                       FileHasher& hasher, std::optional<Digest128>* digest) {
+  const std::string part = PartPathFor(local);
+  Status status = TrimRangeFile(local, size);
+  if (status.ok()) {
+    HashedFile hashed;
+    hasher.Hash(part.c_str(), /*follow=*/false, /*digest=*/true, size, &hashed);
+    if (hashed.err != 0) {
+      status = ErrorFromErrno(
+          hashed.err, std::string("cannot ") + hashed.step + " " + part);
+    } else if (!hashed.hashed || hashed.size != size) {
+      status = Error(
+          ErrorCode::kLocalIo, RetryClass::kPermanent,
+          fmt::format("{} holds {} bytes, not {}", part, hashed.size, size));
+    } else if (expected && *expected != hashed.digest) {
+      status = Error(ErrorCode::kChecksum, RetryClass::kPermanent,
+                     fmt::format("xxh128 {} differs from the manifest's {}",
+                                 hashed.digest.ToHex(), expected->ToHex()));
+    } else {
+      *digest = hashed.digest;
+      status = CommitRangeFile(local);
+    }
+  }
+  if (!status.ok()) RemoveRangeFile(local);
+  return status;
+}
+
 }  // namespace
 
 struct TransferLoop::Stream {
@@ -205,6 +236,11 @@ TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
       rate_(options.max_rate),
       concurrency_(std::max(1, options.streams)),
       background_(std::make_unique<Background>()) {
+  // Whole blocks, so that ranges start where O_DIRECT may write.
+  constexpr uint64_t kRangeUnit = 64 << 10;
+  range_size_ =
+      std::max(kRangeUnit, options.range_size / kRangeUnit * kRangeUnit);
+  direct_io_ = options.direct_io;
   // The OPTIONS probe that opened the run was a request too.
   limiter_.Started(Clock::now());
 }
@@ -753,7 +789,8 @@ bool TransferLoop::BeginRange(Stream& s) {
     return false;
   }
   DiskWriter::FileId id;
-  if (Status st = disk_->BeginRange(s.job.local, first, 0, &id); !st.ok()) {
+  if (Status st = disk_->BeginRange(s.job.local, first, direct_io_, 0, &id);
+      !st.ok()) {
     s.local_error = st.error();
     return false;
   }
@@ -1453,7 +1490,7 @@ void TransferLoop::StartSplit(Job job) {
   split->busy = true;
   if (job.first_start == Clock::time_point()) job.first_start = Clock::now();
   log_->debug("{:?}: {} bytes, fetched in ranges of {}", job.path, split->size,
-              options_.range_size);
+              range_size_);
   const std::string local = job.local;
   const uint64_t size = split->size;
   split->job = std::move(job);
@@ -1491,8 +1528,7 @@ std::optional<Job> TransferLoop::NextRange() {
     range.in_ranges = false;
     range.split = id;
     range.range_first = split.next;
-    range.range_length = std::min(std::max<uint64_t>(options_.range_size, 1),
-                                  split.size - split.next);
+    range.range_length = std::min(range_size_, split.size - split.next);
     range.attempts = 0;
     range.fruitless = 0;
     range.failing = false;
@@ -1568,29 +1604,8 @@ void TransferLoop::MaybeEndSplit(uint64_t id) {
       [id, local, size, expected, background] {
         Background::Done done;
         done.split = id;
-        HashedFile hashed;
-        const std::string part = PartPathFor(local);
-        background->Hasher().Hash(part.c_str(), /*follow=*/false,
-                                  /*digest=*/true, size, &hashed);
-        if (!hashed.hashed || hashed.size != size) {
-          done.status =
-              hashed.err != 0
-                  ? ErrorFromErrno(hashed.err, std::string("cannot ") +
-                                                   hashed.step + " " + part)
-                  : Error(ErrorCode::kLocalIo, RetryClass::kPermanent,
-                          fmt::format("{} holds {} bytes, not {}", part,
-                                      hashed.size, size));
-        } else if (expected && *expected != hashed.digest) {
-          done.status =
-              Error(ErrorCode::kChecksum, RetryClass::kPermanent,
-                    fmt::format("xxh128 {} differs from the "
-                                "manifest's {}",
-                                hashed.digest.ToHex(), expected->ToHex()));
-        } else {
-          done.digest = hashed.digest;
-          done.status = CommitRangeFile(local);
-        }
-        if (!done.status.ok()) RemoveRangeFile(local);
+        done.status = CommitSplitFile(local, size, expected,
+                                      background->Hasher(), &done.digest);
         return done;
       },
       [this] { Wake(); });

@@ -152,6 +152,8 @@ class TransferLoop {
   uint64_t next_split_ = 0;
   std::vector<uint64_t> splitting_;  // splits with ranges yet to ask for
   bool ranges_refused_ = false;      // the collection ignores Range
+  uint64_t range_size_ = 0;          // --range-size in whole 64 KiB
+  bool direct_io_ = false;           // ranges are written with O_DIRECT
   std::unique_ptr<Background> background_;
   std::optional<Error> stop_error_;  // why the run stopped, once it did
 

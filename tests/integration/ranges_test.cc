@@ -78,6 +78,17 @@ TEST_F(Ranges, ALargeFileArrivesInRangesAndVerified) {
   }
 }
 
+// O_DIRECT writes whole blocks: a size that is not a multiple of one is
+// padded on disk and cut back before the hash and the rename.
+TEST_F(Ranges, WrittenPastThePageCacheTheFileIsExact) {
+  const std::string data = RandomBytes((5u << 20) + 4097, 7);
+  Serve("odd.bin", data);
+  RunResult r = Get(Manifest({Line("odd.bin", data)}), {"--direct"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_EQ(fs::file_size(dest_ / "odd.bin"), data.size());
+}
+
 TEST_F(Ranges, ACollectionThatIgnoresRangesGivesTheWholeFile) {
   const std::string data = RandomBytes(6u << 20, 3);
   Serve("f", data);

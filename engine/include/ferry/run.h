@@ -80,6 +80,9 @@ struct RunOptions {
   uint64_t split_above = 64ull << 20;
   uint64_t range_size = 16ull << 20;
   int streams_per_file = 4;
+  // Write ranges with O_DIRECT, past the page cache. The file is then
+  // read back from the disk to be hashed.
+  bool direct_io = false;
   bool http1 = false;  // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
   ProgressMode progress = ProgressMode::kAuto;  // progress line on stderr
