@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "disk/range_file.h"
 #include "unit/scratch_dir.h"
 
 namespace ferry {
@@ -213,6 +214,38 @@ TEST_F(DiskWriterTest, ReportsAFileThatCannotBeCreated) {
   Drain();
   EXPECT_NE(done_[5].find("cannot rename"), std::string::npos) << done_[5];
   EXPECT_EQ(Names(), (std::vector<std::string>{"taken", "taken/inner"}));
+}
+
+// Ranges of one file written by two writers at once, one of them
+// abandoned: the file stays for the split's owner, with the kept range's
+// bytes at their offsets, and with O_DIRECT the padded tail is cut back.
+TEST_F(DiskWriterTest, RangesShareOneFileThatOnlyItsOwnerRemoves) {
+  const std::string final_path = (dir_ / "sub/split").string();
+  const uint64_t size = 3 * 4096 + 100;
+  ASSERT_TRUE(CreateRangeFile(final_path, size).ok());
+  std::string first(2 * 4096, 'a');
+  std::string second(4096 + 100, 'b');
+  for (bool direct : {false, true}) {
+    DiskWriter::FileId a, b;
+    ASSERT_TRUE(disk_->BeginRange(final_path, 0, direct, 1, &a).ok());
+    ASSERT_TRUE(
+        disk_->BeginRange(final_path, first.size(), direct, 2, &b).ok());
+    disk_->Append(a, first.data(), first.size());
+    disk_->Append(b, second.data(), second.size());
+    disk_->Finish(a, DiskWriter::Ending::kAbandon);
+    disk_->Finish(b, DiskWriter::Ending::kKeep);
+    Drain();
+    EXPECT_EQ(done_[1], "ok");
+    EXPECT_EQ(done_[2], "ok");
+    const fs::path part = PartPathFor(final_path);
+    ASSERT_TRUE(fs::exists(part)) << direct;
+    ASSERT_TRUE(TrimRangeFile(final_path, size).ok());
+    std::string bytes = Read(part);
+    ASSERT_EQ(bytes.size(), size) << direct;
+    EXPECT_EQ(bytes.substr(first.size()), second) << direct;
+  }
+  ASSERT_TRUE(CommitRangeFile(final_path).ok());
+  EXPECT_EQ(Names(), (std::vector<std::string>{"sub", "sub/split"}));
 }
 
 }  // namespace
