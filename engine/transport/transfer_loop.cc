@@ -168,7 +168,6 @@ struct TransferLoop::Split {
   int in_flight = 0;     // ranges started or waiting for a retry
   int requests = 0;      // range requests, all told
   bool busy = false;     // a worker has its file
-  bool ready = false;    // its temporary file exists
   bool whole = false;    // the collection ignored a range
   std::optional<Error> error;
 };
@@ -189,24 +188,30 @@ struct TransferLoop::Background {
   std::condition_variable idle;
   std::vector<Done> done;
   int running = 0;
+  std::function<void()> wake;
+
+  explicit Background(std::function<void()> wake_loop)
+      : wake(std::move(wake_loop)) {}
 
   // Runs `work` on a worker; what it returns is collected by the loop,
-  // which `wake` wakes.
+  // which is woken for it.
   template <typename Work>
-  void Run(Work work, std::function<void()> wake) {
+  void Run(Work work) {
     {
       std::lock_guard lock(mu);
       ++running;
     }
-    arena.enqueue([this, work = std::move(work), wake = std::move(wake)] {
+    arena.enqueue([this, work = std::move(work)] {
       Done d = work();
       {
         std::lock_guard lock(mu);
         done.push_back(std::move(d));
-        --running;
       }
-      idle.notify_all();
       wake();
+      // Last: once nothing runs, the loop may be destroyed.
+      std::lock_guard lock(mu);
+      --running;
+      idle.notify_all();
     });
   }
   FileHasher& Hasher() {
@@ -235,7 +240,7 @@ TransferLoop::TransferLoop(const RunOptions& options, Planner* planner,
       limiter_(options.max_requests),
       rate_(options.max_rate),
       concurrency_(std::max(1, options.streams)),
-      background_(std::make_unique<Background>()) {
+      background_(std::make_unique<Background>([this] { Wake(); })) {
   // Whole blocks, so that ranges start where O_DIRECT may write.
   constexpr uint64_t kRangeUnit = 64 << 10;
   range_size_ =
@@ -1495,15 +1500,13 @@ void TransferLoop::StartSplit(Job job) {
   const uint64_t size = split->size;
   split->job = std::move(job);
   splits_.emplace(id, std::move(split));
-  background_->Run(
-      [id, local, size] {
-        Background::Done done;
-        done.split = id;
-        done.created = true;
-        done.status = CreateRangeFile(local, size);
-        return done;
-      },
-      [this] { Wake(); });
+  background_->Run([id, local, size] {
+    Background::Done done;
+    done.split = id;
+    done.created = true;
+    done.status = CreateRangeFile(local, size);
+    return done;
+  });
 }
 
 // The next range to ask for, from the split files that have one and room
@@ -1587,28 +1590,24 @@ void TransferLoop::MaybeEndSplit(uint64_t id) {
   const std::string local = split.job.local;
   if (split.error || split.arrived < split.size) {
     if (!split.error) split.error = stop_error_;
-    background_->Run(
-        [id, local] {
-          RemoveRangeFile(local);
-          Background::Done done;
-          done.split = id;
-          return done;
-        },
-        [this] { Wake(); });
+    background_->Run([id, local] {
+      RemoveRangeFile(local);
+      Background::Done done;
+      done.split = id;
+      return done;
+    });
     return;
   }
   const uint64_t size = split.size;
   const std::optional<Digest128> expected = split.job.xxh128;
   Background* background = background_.get();
-  background->Run(
-      [id, local, size, expected, background] {
-        Background::Done done;
-        done.split = id;
-        done.status = CommitSplitFile(local, size, expected,
-                                      background->Hasher(), &done.digest);
-        return done;
-      },
-      [this] { Wake(); });
+  background->Run([id, local, size, expected, background] {
+    Background::Done done;
+    done.split = id;
+    done.status = CommitSplitFile(local, size, expected, background->Hasher(),
+                                  &done.digest);
+    return done;
+  });
 }
 
 // Collects what the workers finished.
@@ -1631,7 +1630,6 @@ void TransferLoop::DrainBackground() {
       MaybeEndSplit(d.split);
       continue;
     }
-    split.ready = true;
     if (stopping_) {
       MaybeEndSplit(d.split);
     } else {
