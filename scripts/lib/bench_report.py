@@ -62,6 +62,9 @@ def read_meta(path):
             meta["version"][rest[0]] = rest[1]
         elif kind == "command":
             meta["command"][tuple(rest[:3])] = rest[3]
+        elif kind in ("streams", "runs", "per_file", "connections"):
+            values = [int(v) for v in rest]
+            meta[kind] = values[0] if len(values) == 1 else values
         else:
             meta[kind] = rest[0] if len(rest) == 1 else rest
     return meta
@@ -101,6 +104,9 @@ def summarize(runs):
             cpu_s=cpu, cpu_s_per_gib=cpu / (size / GIB) if size else None,
             peak_rss_mib=float(best["rss_kib"]) / 1024,
             nginx_cpu_s=number(best["nginx_s"]))
+        if not passing:
+            # A run stopped short or wrong moved no honest bytes per second.
+            row.update(files_per_s=None, mib_per_s=None, cpu_s_per_gib=None)
         rows.append(row)
     add_shares(rows)
     return rows
@@ -185,7 +191,7 @@ def table(rows, direction, where, sets, notes):
                 f"| {set_} | {name} | {r['files']} | {r['mib']:.1f} | "
                 f"{r['wall_s']:.2f} | {fmt_rate(r['files_per_s'])} | "
                 f"{fmt(r['mib_per_s'], 1) or '-'} | {r['cpu_s']:.2f} | "
-                f"{fmt(r['cpu_s_per_gib'])} | {r['peak_rss_mib']:.1f} | "
+                f"{fmt(r['cpu_s_per_gib']) or '-'} | {r['peak_rss_mib']:.1f} | "
                 f"{fmt(r['nginx_cpu_s'])} | "
                 f"{'' if share is None else f'{share:.0%}'} | {result} |")
         ratio = ratios(group)
@@ -352,10 +358,15 @@ def write_json(path, rows, meta, groups):
         "commands": [{"direction": d, "set": s, "tool": t, "command": c}
                      for (d, s, t), c in meta["command"].items()],
         "rows": [flat(r, meta) for r in rows],
+        # Each ratio is ferry's over the best peer's, named beside it:
+        # "speed" is files/s for small files and MiB/s for large ones.
         "ferry_vs_best_peer": [
-            {**{k: g[k] for k in ("direction", "where", "set")},
-             **{k: {"ratio": g[k][0], "peer": g[k][1]}
-                for k in ("wall", "rate", "cpu_s_per_gib", "peak_rss_mib")
+            {"direction": g["direction"], "destination": g["where"],
+             "set": g["set"], "speed_in": RATE_NAME[RATE[g["set"]]],
+             **{name: {"ratio": g[k][0], "peer": g[k][1]}
+                for k, name in (("wall", "wall_s"), ("rate", "speed"),
+                                ("cpu_s_per_gib", "cpu_s_per_gib"),
+                                ("peak_rss_mib", "peak_rss_mib"))
                 if k in g}}
             for g in groups],
     }
@@ -456,8 +467,8 @@ def main():
     sets = [s for s in ("small", "large") if any(r["set"] == s for r in rows)]
 
     groups = []
-    for direction, where in {(r["direction"], r["where"]) for r in rows
-                             if r["tool"] != CEILING}:
+    cases = [("download", "ext4"), ("download", "tmpfs"), ("upload", "collection")]
+    for direction, where in cases:
         for set_ in sets:
             ratio = ratios(case_rows(rows, direction, where, set_))
             if ratio:
