@@ -189,7 +189,7 @@ def table(rows, direction, where, sets, notes):
             result = r["result"] + (f": {r['detail']}" if r["detail"] else "")
             lines.append(
                 f"| {set_} | {name} | {r['files']} | {r['mib']:.1f} | "
-                f"{r['wall_s']:.2f} | {fmt_rate(r['files_per_s'])} | "
+                f"{r['wall_s']:.3f} | {fmt_rate(r['files_per_s'])} | "
                 f"{fmt(r['mib_per_s'], 1) or '-'} | {r['cpu_s']:.2f} | "
                 f"{fmt(r['cpu_s_per_gib']) or '-'} | {r['peak_rss_mib']:.1f} | "
                 f"{fmt(r['nginx_cpu_s'])} | "
