@@ -256,9 +256,12 @@ def markdown(rows, meta, sets):
     present = {r["tool"] for r in rows}
     dests = meta["dest"]
     load = meta.get("load", ["?", "?"])
-    out = [f"## ferry and its peers ({', '.join(t for t in PEERS if t in present) or 'none'})"
-           + (", and h2load's ceiling" if CEILING in present else ""), ""]
-    out += [f"- date: {meta['date']}",
+    measured = [t for t in TOOLS if t in present]
+    if CEILING in present:
+        measured.append("h2load (the ceiling)")
+    out = ["## ferry and its peers", ""]
+    out += [f"- tools: {', '.join(measured)}",
+            f"- date: {meta['date']}",
             f"- kernel: {meta['kernel']}",
             f"- CPU: {meta['cpu']}",
             f"- load average (1, 5, 15 min): {load[0]} at the start, "
