@@ -51,8 +51,9 @@ def read_raw(path):
 
 
 def read_meta(path):
-    """Keys with one value become strings; dest, version and command become
-    tables keyed by their first field(s)."""
+    """Each line is a key and its values: dest, version and command become
+    tables keyed by their first field(s); the counts become numbers; the
+    rest stay strings, or lists of them."""
     meta = {"dest": {}, "version": {}, "command": {}}
     for fields in read_tsv(path):
         kind, rest = fields[0], fields[1:]
