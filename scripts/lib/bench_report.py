@@ -405,7 +405,7 @@ def chart_script(rows, meta, sets, png):
              "spacing 0.1 title "
              f"'ferry and its peers, {meta['streams']} streams, local nginx over "
              f"TLS (HTTP/2; aria2c: HTTP/1.1), {meta['date']}'",
-             "set key at screen 0.5,0.89 center center horizontal maxrows 1 samplen 2"]
+             "set key at screen 0.5,0.89 center center horizontal maxcols 6 reverse Left samplen 2 width 2"]
     for set_ in sets:
         rate = RATE[set_]
         blocks, top = {}, 0.0
