@@ -106,6 +106,7 @@ class Planner {
     uint64_t entry;
   };
   std::unordered_map<uint64_t, SeenKey> seen_;
+  std::string entry_bytes_;  // MarkRepeat's scratch; planner thread only
 
   std::mutex mutex_;
   std::condition_variable not_full_;  // signalled by TryPop and Stop
