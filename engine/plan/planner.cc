@@ -68,6 +68,9 @@ void Planner::Stop() {
 }
 
 bool Planner::Push(Job job) {
+  const bool urgent =
+      job.end_of_plan || (!job.error && job.skip_reason.empty());
+  size_t queued = 0;
   {
     std::unique_lock lock(mutex_);
     not_full_.wait(lock, [this] {
@@ -75,9 +78,22 @@ bool Planner::Push(Job job) {
     });
     if (stopped_) return false;
     queue_.push_back(std::move(job));
+    queued = queue_.size();
   }
+  if (!urgent && !Announce(queued)) return true;
+  unannounced_since_.reset();
   if (consumer_waiting_.exchange(false)) wake_();
   return true;
+}
+
+// A job decided here is only reported: the consumer can take it with
+// others. The batch never outgrows the queue, so the planner never blocks
+// on a full queue that the consumer was not told about.
+bool Planner::Announce(size_t queued) {
+  const Clock::time_point now = Clock::now();
+  if (!unannounced_since_) unannounced_since_ = now;
+  return queued >= std::min(kWakeBatch, options_.queue_capacity) ||
+         now - *unannounced_since_ >= kWakeDelay;
 }
 
 void Planner::Run() {

@@ -117,5 +117,91 @@ TEST_F(PlannerTest, ALineThatRepeatsAnEarlierOneIsDoneOnce) {
   EXPECT_EQ(jobs[4].skip_reason, "duplicate of line 1");
 }
 
+TEST_F(PlannerTest, JobsThatNeedNoRequestWakeTheConsumerInBatches) {
+  // One download, then a thousand repeats of it that the planner skips.
+  constexpr int kRepeats = 1000;
+  // A consumer that is always waiting when a job is pushed, as the
+  // transfer loop is when the planner is the slower of the two: each
+  // wake-up returns only once the consumer has taken every job and asked
+  // to be woken again.
+  std::mutex mutex;
+  std::condition_variable cv;
+  int wakes = 0;      // guarded by mutex
+  bool ready = true;  // the consumer waits for the next wake-up
+  auto wake = [&] {
+    std::unique_lock lock(mutex);
+    ++wakes;
+    ready = false;
+    cv.notify_all();
+    cv.wait_for(lock, seconds(10), [&] { return ready; });
+  };
+  Planner planner(Download(std::vector<std::string>(kRepeats + 1, "a.dat")),
+                  wake, &log_);
+  planner.WantWakeup();
+  planner.Start();
+  std::vector<Job> jobs;
+  int seen_wakes = 0;
+  for (bool end = false; !end;) {
+    {
+      std::unique_lock lock(mutex);
+      ASSERT_TRUE(
+          cv.wait_for(lock, seconds(10), [&] { return wakes > seen_wakes; }))
+          << "no wake-up after job " << jobs.size();
+      seen_wakes = wakes;
+    }
+    for (;;) {
+      std::optional<Job> job = planner.TryPop();
+      if (!job) {
+        planner.WantWakeup();
+        job = planner.TryPop();
+        if (!job) break;
+      }
+      if (job->end_of_plan) {
+        end = true;
+        break;
+      }
+      jobs.push_back(std::move(*job));
+    }
+    std::lock_guard lock(mutex);
+    ready = true;
+    cv.notify_all();
+  }
+  ASSERT_EQ(jobs.size(), static_cast<size_t>(kRepeats + 1));
+  EXPECT_EQ(jobs.back().skip_reason, "duplicate of line 1");
+  // One wake-up a batch, a few more if the planner was slow for a while;
+  // one a job would be a thousand.
+  std::lock_guard lock(mutex);
+  EXPECT_LE(wakes, kRepeats / static_cast<int>(Planner::kWakeBatch) + 20);
+}
+
+TEST_F(PlannerTest, AJobThatNeedsARequestWakesTheConsumerAtOnce) {
+  Planner::Options o = Download({"a.dat", "b.dat"});
+  // The second job cannot be queued, nor the end of the plan, before the
+  // first is taken: the wake-up is the first job's.
+  o.queue_capacity = 1;
+  Consumer consumer;
+  Planner planner(o, consumer.WakeFn(), &log_);
+  planner.WantWakeup();
+  ASSERT_FALSE(planner.TryPop());
+  planner.Start();
+  std::optional<Job> first = consumer.Next(planner);
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(first->end_of_plan);
+  EXPECT_EQ(first->path, "a.dat");
+  EXPECT_EQ(first->step, Step::kGet);
+  EXPECT_EQ(Drain(planner, consumer).size(), 1u);
+}
+
+TEST_F(PlannerTest, ABatchNeverOutgrowsASmallQueue) {
+  Planner::Options o = Download(std::vector<std::string>(50, "a.dat"));
+  o.queue_capacity = 2;
+  Consumer consumer;
+  Planner planner(o, consumer.WakeFn(), &log_);
+  planner.Start();
+  // Skipped jobs fill the queue before a batch is full: the consumer is
+  // woken then, or the planner would wait on it for ever.
+  EXPECT_EQ(Drain(planner, consumer).size(), 50u);
+}
+
 }  // namespace
 }  // namespace ferry
