@@ -68,6 +68,9 @@ void Planner::Stop() {
 }
 
 bool Planner::Push(Job job) {
+  const bool urgent =
+      job.end_of_plan || (!job.error && job.skip_reason.empty());
+  size_t queued = 0;
   {
     std::unique_lock lock(mutex_);
     not_full_.wait(lock, [this] {
@@ -75,9 +78,22 @@ bool Planner::Push(Job job) {
     });
     if (stopped_) return false;
     queue_.push_back(std::move(job));
+    queued = queue_.size();
   }
+  if (!urgent && !Announce(queued)) return true;
+  unannounced_since_.reset();
   if (consumer_waiting_.exchange(false)) wake_();
   return true;
+}
+
+// A job decided here is only reported: the consumer can take it with
+// others. The batch never outgrows the queue, so the planner never blocks
+// on a full queue that the consumer was not told about.
+bool Planner::Announce(size_t queued) {
+  const Clock::time_point now = Clock::now();
+  if (!unannounced_since_) unannounced_since_ = now;
+  return queued >= std::min(kWakeBatch, options_.queue_capacity) ||
+         now - *unannounced_since_ >= kWakeDelay;
 }
 
 void Planner::Run() {
@@ -166,13 +182,20 @@ Job Planner::Plan(const ManifestEntry& entry) const {
 // same destination, the same size and digest columns) is done once.
 void Planner::MarkRepeat(Job& job) {
   const std::string& key = job.key();
-  Hasher entry;
-  entry.Update(job.url.data(), job.url.size() + 1);  // with its '\0'
-  entry.Update(job.local.data(), job.local.size() + 1);
+  // The entry's bytes in one reused buffer, hashed at once: a Hasher per
+  // line is an aligned allocation per line, and those, between the
+  // long-lived nodes of seen_, fragment the heap (a rerun that skipped half
+  // a million files held 90 MB more).
+  std::string& entry = entry_bytes_;
+  entry.assign(job.url.c_str(), job.url.size() + 1);  // with its '\0'
+  entry.append(job.local.c_str(), job.local.size() + 1);
   const uint64_t size = job.size.value_or(~uint64_t{0});
-  entry.Update(&size, sizeof size);
-  if (job.xxh128) entry.Update(&*job.xxh128, sizeof *job.xxh128);
-  const uint64_t entry_digest = entry.Final().low;
+  entry.append(reinterpret_cast<const char*>(&size), sizeof size);
+  if (job.xxh128) {
+    entry.append(reinterpret_cast<const char*>(&*job.xxh128),
+                 sizeof *job.xxh128);
+  }
+  const uint64_t entry_digest = HashBuffer(entry.data(), entry.size()).low;
   auto [seen, first] = seen_.try_emplace(HashBuffer(key.data(), key.size()).low,
                                          SeenKey{job.line, entry_digest});
   if (first || seen->second.entry != entry_digest) return;

@@ -10,6 +10,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -33,6 +34,9 @@ class Journal;
 
 class Planner {
  public:
+  static constexpr size_t kWakeBatch = 64;
+  static constexpr std::chrono::milliseconds kWakeDelay{20};
+
   struct Options {
     Operation op = Operation::kGet;
     SyncLevel sync = SyncLevel::kNone;
@@ -49,7 +53,13 @@ class Planner {
   };
 
   // `wake` is called (from the planner's thread) after a push when the
-  // consumer said it was waiting; it must be thread-safe.
+  // consumer said it was waiting; it must be thread-safe. A job that needs
+  // a request, and the end of the plan, wake the consumer at once; jobs
+  // the planner decided (skipped, or failed before any request) wake it
+  // once kWakeBatch of them wait, or at the first push after the oldest
+  // has waited kWakeDelay, so that a run of them costs the consumer one
+  // wake-up, not one per file. While the planner is slow on one entry (a
+  // checksum of a large file), decided jobs before it wait unannounced.
   Planner(Options options, std::function<void()> wake, spdlog::logger* log);
   ~Planner();  // stops and joins the thread
 
@@ -59,8 +69,9 @@ class Planner {
   // last job has end_of_plan set.
   std::optional<Job> TryPop();
 
-  // Asks to be woken by the next push. Call it, then TryPop() once more,
-  // before sleeping: a push between the two is not lost.
+  // Asks to be woken by a later push, as the constructor says. Call it,
+  // then TryPop() once more, before sleeping: a push between the two is
+  // not lost.
   void WantWakeup() { consumer_waiting_.store(true); }
 
   // Stops planning early and waits for the thread to exit, even when it
@@ -80,6 +91,9 @@ class Planner {
  private:
   void Run();
   bool Push(Job job);  // false once stopped
+  // Whether the push of a job that needs no request, leaving `queued`
+  // jobs, wakes a waiting consumer (see the constructor).
+  bool Announce(size_t queued);
   void DecideLocally(Job& job) const;
   void MarkRepeat(Job& job);
   // True when an earlier run finished the download; notes the bytes it
@@ -109,6 +123,7 @@ class Planner {
     uint64_t entry;
   };
   std::unordered_map<uint64_t, SeenKey> seen_;
+  std::string entry_bytes_;  // MarkRepeat's scratch; planner thread only
 
   std::mutex mutex_;
   std::condition_variable not_full_;  // signalled by TryPop and Stop
@@ -116,6 +131,9 @@ class Planner {
   bool stopped_ = false;              // guarded by mutex_
 
   std::atomic<bool> consumer_waiting_{false};
+  // When the oldest push not yet announced to the consumer happened;
+  // planner thread only.
+  std::optional<Clock::time_point> unannounced_since_;
   std::thread thread_;
   std::optional<Error> error_;  // written by the thread before its last push
 };

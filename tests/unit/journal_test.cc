@@ -1,6 +1,8 @@
 #include "disk/journal.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <filesystem>
 #include <fstream>
@@ -150,6 +152,44 @@ TEST_F(JournalTest, AnUploadKeepsItsOwnBesideTheSourceOrNone) {
   std::unique_ptr<Journal> none;
   ASSERT_TRUE(Journal::Open("/", Journal::Side::kUpload, "run", &none).ok());
   EXPECT_EQ(none, nullptr);
+}
+
+// The heap that glibc holds without handing it out: free chunks between
+// live ones.
+size_t HeldFreeBytes() {
+  struct mallinfo2 info = ::mallinfo2();
+  return info.arena - info.uordblks;
+}
+
+TEST_F(JournalTest, ReadingManyRecordsLeavesNoHolesInTheHeap) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer has its own allocator";
+#endif
+  // Records as a download of many files writes them: the same shape, one
+  // per file.
+  constexpr int kFiles = 100000;
+  {
+    std::unique_ptr<Journal> j;
+    ASSERT_TRUE(
+        Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
+    for (int i = 0; i < kFiles; ++i) {
+      std::string name = fmt::format("d{:03}/f{:07}.dat", i % 1000, i);
+      j->RecordDone("https://127.0.0.1:8443/" + name, Dest() + "/" + name,
+                    {14, 1796323463943997802, 4391949u + i});
+    }
+  }
+  const size_t free_before = HeldFreeBytes();
+  std::unique_ptr<Journal> j;
+  ASSERT_TRUE(Journal::Open(Dest(), Journal::Side::kDownload, "run", &j).ok());
+  ASSERT_EQ(j->earlier_done(), static_cast<size_t>(kFiles));
+  // What one record left between the lookup's nodes once grew the heap by
+  // some 700 bytes a record, ten times the lookup itself; a few megabytes
+  // of slack are the allocator's own.
+  const size_t free_after = HeldFreeBytes();
+  const size_t grown = free_after > free_before ? free_after - free_before : 0;
+  EXPECT_LT(grown, size_t{8} << 20)
+      << "free heap grew from " << free_before << " to " << free_after
+      << " bytes while " << kFiles << " records were read";
 }
 
 }  // namespace
