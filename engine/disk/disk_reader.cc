@@ -24,6 +24,7 @@ Error Changed(const std::string& path, const std::string& how) {
 
 struct DiskReader::Chunk {
   char* buffer = nullptr;
+  size_t capacity = 0;  // the buffer's size, as the pool gave it
   uint64_t offset = 0;
   size_t length = 0;  // bytes this chunk holds once read
   size_t filled = 0;  // bytes read so far
@@ -35,6 +36,9 @@ struct DiskReader::File {
   std::string path;
   uint64_t cookie = 0;
   bool small = false;  // read by one linked chain
+  // The first read's length: for a small file, a buffer just larger than
+  // the size expected, so that a file that grew shows as more bytes.
+  size_t head_size = 0;
   int slot = -1;       // fixed file slot, -1 while waiting for one
   struct statx before {};
   struct statx after {};
@@ -81,7 +85,7 @@ DiskReader::~DiskReader() {
   ring_.reset();
   for (auto& f : files_) {
     for (Chunk& c : f->chunks) {
-      if (c.buffer != nullptr) pool_.Release(c.buffer);
+      if (c.buffer != nullptr) pool_.Release(c.buffer, c.capacity);
     }
   }
 }
@@ -101,7 +105,8 @@ DiskReader::FileId DiskReader::Begin(const std::string& path,
   f.in_use = true;
   f.path = path;
   f.cookie = cookie;
-  f.small = expected_size < pool_.buffer_size();
+  f.small = expected_size < pool_.largest();
+  f.head_size = f.small ? pool_.SizeFor(expected_size + 1) : pool_.largest();
   ++open_files_;
   f.slot = ring_->TakeSlot();
   if (f.slot < 0) {
@@ -143,7 +148,7 @@ void DiskReader::StartSmall(FileId id, File& f) {
 void DiskReader::StartLarge(FileId id, File& f) {
   ring_->Reserve(3);
   PrepareHead(id, f, 0);
-  f.next_offset = pool_.buffer_size();
+  f.next_offset = f.head_size;
 }
 
 // The head of every file's chain: statx, open into the file's slot, and a
@@ -158,13 +163,14 @@ void DiskReader::PrepareHead(FileId id, File& f, unsigned read_flags) {
   io_uring_prep_openat_direct(sqe, AT_FDCWD, f.path.c_str(), O_RDONLY, 0,
                               static_cast<unsigned>(f.slot));
   sqe->flags |= IOSQE_IO_LINK;
-  PrepareRead(id, f, AddChunk(f, 0, pool_.buffer_size()), read_flags);
+  PrepareRead(id, f, AddChunk(f, 0, f.head_size), read_flags);
 }
 
 DiskReader::Chunk& DiskReader::AddChunk(File& f, uint64_t offset,
                                         size_t length) {
   Chunk& chunk = f.chunks.emplace_back();
-  chunk.buffer = pool_.Acquire();
+  chunk.capacity = pool_.SizeFor(length);
+  chunk.buffer = pool_.Acquire(chunk.capacity);
   chunk.offset = offset;
   chunk.length = length;
   return chunk;
@@ -186,7 +192,7 @@ void DiskReader::IssueReads(FileId id, File& f) {
          f.next_offset < f.size) {
     Chunk& chunk = AddChunk(f, f.next_offset,
                             static_cast<size_t>(std::min<uint64_t>(
-                                pool_.buffer_size(), f.size - f.next_offset)));
+                                pool_.largest(), f.size - f.next_offset)));
     f.next_offset += chunk.length;
     PrepareRead(id, f, chunk, 0);
   }
@@ -280,7 +286,7 @@ void DiskReader::OnCompletion(Op* op, int res) {
       } else {
         f.sized = true;
         f.size = f.before.stx_size;
-        if (f.small && f.size >= pool_.buffer_size()) {
+        if (f.small && f.size >= f.head_size) {
           Fail(f, Changed(f.path, "it grew"));
         }
       }
@@ -306,8 +312,7 @@ void DiskReader::OnCompletion(Op* op, int res) {
       if (f.error || f.ended) break;
       // The size is known here: the read was linked after the statx.
       uint64_t left = f.size > chunk->offset ? f.size - chunk->offset : 0;
-      size_t want =
-          static_cast<size_t>(std::min<uint64_t>(pool_.buffer_size(), left));
+      size_t want = static_cast<size_t>(std::min<uint64_t>(chunk->length, left));
       if (chunk->filled > want) {
         Fail(f, Changed(f.path, "it grew"));
       } else if (chunk->filled < want) {
@@ -382,7 +387,7 @@ void DiskReader::Consume(FileId id, size_t n) {
   f.consumed += n;
   Chunk& c = f.chunks.front();
   if (f.front_used < c.length) return;
-  pool_.Release(c.buffer);
+  pool_.Release(c.buffer, c.capacity);
   f.chunks.pop_front();
   f.front_used = 0;
   IssueReads(id, f);
@@ -414,7 +419,7 @@ void DiskReader::MaybeRelease(FileId id, File& f) {
     return;
   }
   for (Chunk& c : f.chunks) {
-    if (c.buffer != nullptr) pool_.Release(c.buffer);
+    if (c.buffer != nullptr) pool_.Release(c.buffer, c.capacity);
   }
   f.chunks.clear();
   int slot = f.slot;

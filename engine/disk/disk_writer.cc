@@ -42,6 +42,7 @@ struct DiskWriter::Op {
   FileId file = 0;
   OpKind kind = OpKind::kOpen;
   char* buffer = nullptr;  // writes only: the bytes, owned by the pool
+  uint32_t capacity = 0;   // the buffer's size, as the pool gave it
   uint32_t length = 0;     // bytes in the buffer
   uint32_t done = 0;       // bytes already written (short writes)
   uint64_t offset = 0;     // file offset of buffer[0]
@@ -57,7 +58,9 @@ struct DiskWriter::File {
   bool waiting_for_slot = false;
 
   char* buffer = nullptr;        // being filled by Append
+  size_t capacity = 0;           // the size of `buffer`
   size_t fill = 0;               // bytes in `buffer`
+  uint64_t expected_end = 0;     // the file's expected size; 0: unknown
   uint64_t next_offset = 0;      // file offset of `buffer`
   std::vector<Op*> pending;      // full buffers not yet sent to the kernel
   std::set<uint64_t> unwritten;  // offsets of buffers queued, not written
@@ -85,7 +88,7 @@ DiskWriter::DiskWriter(const DiskOptions& options, std::unique_ptr<Ring> ring)
 
 DiskWriter::~DiskWriter() {
   for (File& f : files_) {
-    if (f.buffer != nullptr) pool_.Release(f.buffer);
+    if (f.buffer != nullptr) pool_.Release(f.buffer, f.capacity);
   }
 }
 
@@ -172,18 +175,22 @@ Status DiskWriter::BeginRange(const std::string& final_path, uint64_t offset,
 void DiskWriter::Append(FileId id, const char* data, size_t size) {
   File& f = files_[id];
   if (f.error) return;
-  const size_t capacity = pool_.buffer_size();
   while (size > 0) {
     if (f.buffer == nullptr) {
-      f.buffer = pool_.Acquire();
+      // As large as the rest of the file, where that is known.
+      uint64_t rest = f.expected_end > f.next_offset
+                          ? f.expected_end - f.next_offset
+                          : pool_.largest();
+      f.capacity = pool_.SizeFor(std::max<uint64_t>(rest, size));
+      f.buffer = pool_.Acquire(f.capacity);
       f.fill = 0;
     }
-    size_t n = std::min(size, capacity - f.fill);
+    size_t n = std::min(size, f.capacity - f.fill);
     std::memcpy(f.buffer + f.fill, data, n);
     f.fill += n;
     data += n;
     size -= n;
-    if (f.fill == capacity) QueueCurrentBuffer(f);
+    if (f.fill == f.capacity) QueueCurrentBuffer(f);
   }
   Advance(id);
   // The disk is far behind the network: wait for it here, holding up the
@@ -197,6 +204,10 @@ void DiskWriter::Append(FileId id, const char* data, size_t size) {
 
 void DiskWriter::SetCookie(FileId id, uint64_t cookie) {
   files_[id].cookie = cookie;
+}
+
+void DiskWriter::ExpectEnd(FileId id, uint64_t end) {
+  files_[id].expected_end = end;
 }
 
 bool DiskWriter::failed(FileId id) const {
@@ -213,7 +224,7 @@ void DiskWriter::Finish(FileId id, Ending ending) {
   if (ending != Ending::kAbandon && f.fill > 0) {
     QueueCurrentBuffer(f);
   } else if (f.buffer != nullptr) {
-    pool_.Release(f.buffer);
+    pool_.Release(f.buffer, f.capacity);
     f.buffer = nullptr;
   }
   f.finishing = true;
@@ -240,6 +251,7 @@ void DiskWriter::DrainCompletions() {
 void DiskWriter::QueueCurrentBuffer(File& f) {
   Op* op = NewOp(static_cast<FileId>(&f - files_.data()), OpKind::kWrite);
   op->buffer = f.buffer;
+  op->capacity = static_cast<uint32_t>(f.capacity);
   op->length = static_cast<uint32_t>(f.fill);
   if (f.direct && f.fill % kDirectAlign != 0) {
     // O_DIRECT writes whole blocks: pad with zeros, cut off later.
@@ -258,7 +270,7 @@ void DiskWriter::QueueCurrentBuffer(File& f) {
 
 void DiskWriter::DropPending(File& f) {
   for (Op* op : f.pending) {
-    pool_.Release(op->buffer);
+    pool_.Release(op->buffer, op->capacity);
     free_ops_.push_back(op);
   }
   f.pending.clear();
@@ -488,7 +500,7 @@ void DiskWriter::OnCompletion(Op* op, int res) {
       } else {
         f.unwritten.erase(op->offset);
       }
-      if (!keep_op) pool_.Release(op->buffer);
+      if (!keep_op) pool_.Release(op->buffer, op->capacity);
       break;
     case OpKind::kClose:
       if (res == -ECANCELED) {

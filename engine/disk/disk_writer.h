@@ -30,9 +30,9 @@
 namespace ferry {
 
 struct DiskOptions {
-  size_t buffer_size = 128 * 1024;
-  size_t buffer_budget = 128;  // busy buffers before no new file starts
-  size_t buffer_limit = 256;   // busy buffers before Append waits
+  size_t buffer_size = 128 * 1024;  // the largest buffer
+  size_t buffer_budget = 4 << 20;  // busy bytes before no new file starts
+  size_t buffer_limit = 8 << 20;   // busy bytes before Append waits
   unsigned ring_entries = 1024;
   unsigned file_slots = 2048;  // files open at once
 };
@@ -83,8 +83,13 @@ class DiskWriter {
   // Changes the cookie that the DoneFn will receive for this file.
   void SetCookie(FileId id, uint64_t cookie);
 
+  // The file (or range) is expected to end at byte `end`: its buffers are
+  // sized to what is left, so that a small file does not hold a large
+  // buffer. Bytes past it are still written.
+  void ExpectEnd(FileId id, uint64_t end);
+
   // Appends received bytes; waits for the disk when more than
-  // buffer_limit buffers are busy. Errors surface in the DoneFn; failed() tells
+  // buffer_limit bytes of buffers are busy. Errors surface in the DoneFn; failed() tells
   // the transport early so that it can stop the transfer.
   void Append(FileId id, const char* data, size_t size);
   bool failed(FileId id) const;

@@ -355,7 +355,7 @@ void TransferLoop::ConfigureHandle(Stream& s) {
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
                    static_cast<long>(options_.retry.stall.count()));
-  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16L * 1024);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
   // Parse Last-Modified, for the mtime sync level.
   curl_easy_setopt(e, CURLOPT_FILETIME, 1L);
@@ -776,6 +776,13 @@ bool TransferLoop::BeginFile(Stream& s) {
     return false;
   }
   s.file = id;
+  curl_off_t announced = -1;
+  curl_easy_getinfo(s.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  if (s.job.size) {
+    disk_->ExpectEnd(id, *s.job.size);
+  } else if (announced >= 0) {
+    disk_->ExpectEnd(id, resume_at + static_cast<uint64_t>(announced));
+  }
   return true;
 }
 
