@@ -29,14 +29,16 @@ Planner::Planner(Options options, std::function<void()> wake,
       root_url_(RootUrl(options_.base_url)),
       wake_(std::move(wake)),
       log_(log) {
-  // For the checksum level, and for the bytes an earlier run kept.
-  if (options_.op == Operation::kGet &&
-      (options_.sync == SyncLevel::kChecksum || options_.journal != nullptr)) {
-    hasher_ = std::make_unique<FileHasher>();
-  }
   if (options_.op == Operation::kGet) {
     guard_ = std::make_unique<DestinationGuard>(options_.local_dir);
   }
+}
+
+// Made at first use: most runs hash nothing here, and its buffers are a
+// few megabytes that the kernel may pin.
+FileHasher& Planner::LocalHasher() const {
+  if (!hasher_) hasher_ = std::make_unique<FileHasher>();
+  return *hasher_;
 }
 
 Planner::~Planner() { Stop(); }
@@ -231,7 +233,7 @@ bool Planner::FinishedEarlier(Job& job) const {
   // The kept bytes' digest state, so that the whole file's digest comes
   // out of the bytes on disk and those still to come.
   auto state = std::make_shared<Hasher>();
-  if (!hasher_->HashPrefix(PartPathFor(job.local).c_str(), part->length,
+  if (!LocalHasher().HashPrefix(PartPathFor(job.local).c_str(), part->length,
                            state.get())) {
     return false;
   }
@@ -340,7 +342,7 @@ void Planner::DecideLocally(Job& job) const {
     case SyncLevel::kChecksum: {
       if (job.size && *job.size != job.local_size) return;
       HashedFile hashed;
-      hasher_->Hash(job.local.c_str(), /*follow=*/true, /*digest=*/true,
+      LocalHasher().Hash(job.local.c_str(), /*follow=*/true, /*digest=*/true,
                     std::nullopt, &hashed);
       if (!hashed.hashed) {
         job.error = ErrorFromErrno(

@@ -44,7 +44,7 @@ class Planner {
     ManifestFormat format = ManifestFormat::kFerry;
     std::string base_url;
     std::string local_dir;  // without a trailing '/'
-    size_t queue_capacity = 4096;
+    size_t queue_capacity = 1024;
     // What an earlier, unfinished download run left; may be null.
     const Journal* journal = nullptr;
     // Downloads of at least this many bytes (by the manifest's size) are
@@ -110,9 +110,10 @@ class Planner {
   std::string root_url_;  // the base URL's scheme and host, for '/' paths
   std::function<void()> wake_;
   spdlog::logger* log_;
-  // Hashes local files for the checksum level of a download; used on the
-  // planner's thread only.
-  std::unique_ptr<FileHasher> hasher_;
+  // Hashes local files for the checksum level of a download, and the
+  // bytes an earlier run kept; used on the planner's thread only.
+  FileHasher& LocalHasher() const;
+  mutable std::unique_ptr<FileHasher> hasher_;  // made by LocalHasher()
   // Keeps a download's files inside local_dir when links on disk lead
   // elsewhere; used on the planner's thread only.
   std::unique_ptr<DestinationGuard> guard_;

@@ -807,6 +807,7 @@ bool TransferLoop::BeginRange(Stream& s) {
     return false;
   }
   s.file = id;
+  disk_->ExpectEnd(id, first + s.job.range_length);
   return true;
 }
 
