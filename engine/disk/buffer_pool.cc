@@ -7,8 +7,8 @@
 namespace ferry {
 
 BufferPool::BufferPool(size_t largest, size_t budget) : budget_(budget) {
-  largest = std::max(kSmallest, (largest + kSmallest - 1) / kSmallest *
-                                    kSmallest);
+  largest =
+      std::max(kSmallest, (largest + kSmallest - 1) / kSmallest * kSmallest);
   for (size_t size = kSmallest; size < largest; size *= 2) {
     sizes_.push_back(size);
   }

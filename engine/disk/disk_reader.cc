@@ -39,7 +39,7 @@ struct DiskReader::File {
   // The first read's length: for a small file, a buffer just larger than
   // the size expected, so that a file that grew shows as more bytes.
   size_t head_size = 0;
-  int slot = -1;       // fixed file slot, -1 while waiting for one
+  int slot = -1;  // fixed file slot, -1 while waiting for one
   struct statx before {};
   struct statx after {};
   bool sized = false;  // `before` arrived
@@ -312,7 +312,8 @@ void DiskReader::OnCompletion(Op* op, int res) {
       if (f.error || f.ended) break;
       // The size is known here: the read was linked after the statx.
       uint64_t left = f.size > chunk->offset ? f.size - chunk->offset : 0;
-      size_t want = static_cast<size_t>(std::min<uint64_t>(chunk->length, left));
+      size_t want =
+          static_cast<size_t>(std::min<uint64_t>(chunk->length, left));
       if (chunk->filled > want) {
         Fail(f, Changed(f.path, "it grew"));
       } else if (chunk->filled < want) {

@@ -31,7 +31,7 @@ namespace ferry {
 
 struct ReaderOptions {
   size_t buffer_size = 256 * 1024;
-  size_t buffers_per_file = 4;  // reads in flight or waiting per file
+  size_t buffers_per_file = 4;      // reads in flight or waiting per file
   size_t buffer_budget = 32 << 20;  // busy bytes before no new file starts
   unsigned ring_entries = 512;
   unsigned file_slots = 1024;  // files open at once

@@ -31,8 +31,8 @@ namespace ferry {
 
 struct DiskOptions {
   size_t buffer_size = 128 * 1024;  // the largest buffer
-  size_t buffer_budget = 4 << 20;  // busy bytes before no new file starts
-  size_t buffer_limit = 8 << 20;   // busy bytes before Append waits
+  size_t buffer_budget = 4 << 20;   // busy bytes before no new file starts
+  size_t buffer_limit = 8 << 20;    // busy bytes before Append waits
   unsigned ring_entries = 1024;
   unsigned file_slots = 2048;  // files open at once
 };
@@ -89,8 +89,8 @@ class DiskWriter {
   void ExpectEnd(FileId id, uint64_t end);
 
   // Appends received bytes; waits for the disk when more than
-  // buffer_limit bytes of buffers are busy. Errors surface in the DoneFn; failed() tells
-  // the transport early so that it can stop the transfer.
+  // buffer_limit bytes of buffers are busy. Errors surface in the DoneFn;
+  // failed() tells the transport early so that it can stop the transfer.
   void Append(FileId id, const char* data, size_t size);
   bool failed(FileId id) const;
 

@@ -234,7 +234,7 @@ bool Planner::FinishedEarlier(Job& job) const {
   // out of the bytes on disk and those still to come.
   auto state = std::make_shared<Hasher>();
   if (!LocalHasher().HashPrefix(PartPathFor(job.local).c_str(), part->length,
-                           state.get())) {
+                                state.get())) {
     return false;
   }
   Job::Kept kept;
@@ -343,7 +343,7 @@ void Planner::DecideLocally(Job& job) const {
       if (job.size && *job.size != job.local_size) return;
       HashedFile hashed;
       LocalHasher().Hash(job.local.c_str(), /*follow=*/true, /*digest=*/true,
-                    std::nullopt, &hashed);
+                         std::nullopt, &hashed);
       if (!hashed.hashed) {
         job.error = ErrorFromErrno(
             hashed.err != 0 ? hashed.err : EIO,
