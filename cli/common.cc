@@ -20,26 +20,6 @@ void OnInterrupt(int signal) {
   std::signal(signal, SIG_DFL);
 }
 
-// Reads a token from its file: the first line, without surrounding blanks.
-bool ReadToken(const std::string& path, std::string* token,
-               std::string* problem) {
-  std::ifstream in(path);
-  if (!in) {
-    *problem = "cannot read token file " + path;
-    return false;
-  }
-  std::getline(in, *token);
-  auto first = token->find_first_not_of(" \t\r\n");
-  auto last = token->find_last_not_of(" \t\r\n");
-  *token =
-      first == std::string::npos ? "" : token->substr(first, last - first + 1);
-  if (token->empty()) {
-    *problem = "token file " + path + " is empty";
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 void AddLogFlags(CLI::App* command, CommonFlags* flags) {
@@ -66,12 +46,29 @@ std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags) {
   return log;
 }
 
+Status ReadTokenFile(const std::string& path, std::string* token) {
+  std::ifstream in(path);
+  if (!in) {
+    return Error(ErrorCode::kUsage, RetryClass::kStopRun,
+                 "cannot read token file " + path);
+  }
+  std::getline(in, *token);
+  auto first = token->find_first_not_of(" \t\r\n");
+  auto last = token->find_last_not_of(" \t\r\n");
+  *token =
+      first == std::string::npos ? "" : token->substr(first, last - first + 1);
+  if (token->empty()) {
+    return Error(ErrorCode::kUsage, RetryClass::kStopRun,
+                 "token file " + path + " is empty");
+  }
+  return {};
+}
+
 bool LoadToken(const CommonFlags& flags, spdlog::logger& log,
                std::string* token) {
   if (!flags.token_file.empty()) {
-    std::string problem;
-    if (!ReadToken(flags.token_file, token, &problem)) {
-      log.error("{}", problem);
+    if (Status s = ReadTokenFile(flags.token_file, token); !s.ok()) {
+      log.error("{}", s.error().message());
       return false;
     }
   } else if (const char* env = std::getenv(kTokenVariable); env && *env) {

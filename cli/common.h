@@ -40,6 +40,10 @@ void AddProgressFlags(CLI::App* command, CommonFlags* flags);
 // A logger on stderr whose level follows -v and -q.
 std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags);
 
+// Reads a bearer token: the first line of `path`, without surrounding
+// blanks.
+Status ReadTokenFile(const std::string& path, std::string* token);
+
 // The bearer token: --token-file, else $FERRY_TOKEN, else none (with a
 // warning). False, with the problem logged, when the file is unusable.
 bool LoadToken(const CommonFlags& flags, spdlog::logger& log,

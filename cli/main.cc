@@ -4,6 +4,7 @@
 #include <csignal>
 #include <vector>
 
+#include "auth.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
@@ -17,9 +18,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::vector<Command> commands = {
-      AddGetCommand(app),    AddPutCommand(app),  AddRmCommand(app),
-      AddStatCommand(app),   AddLinkCommand(app), AddManifestCommand(app),
-      AddVerifyCommand(app),
+      AddGetCommand(app),    AddPutCommand(app),     AddRmCommand(app),
+      AddStatCommand(app),   AddLinkCommand(app),    AddManifestCommand(app),
+      AddVerifyCommand(app), AddResolveCommand(app), AddTokenCommand(app),
   };
 
   try {

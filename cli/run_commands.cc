@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "auth.h"
 #include "commands.h"
 #include "ferry/run.h"
 #include "ferry/url.h"
@@ -14,6 +15,8 @@ namespace {
 struct RunCommand {
   RunOptions options;
   CommonFlags flags;
+  AuthFlags auth;
+  std::string url;             // the URL option as given: --from, --to or --at
   std::string sync;            // as given; checked by CLI11
   std::string format;          // as given; checked by CLI11
   double backoff_base = 0.25;  // seconds
@@ -27,7 +30,25 @@ struct RunCommand {
   int Run() {
     auto log = MakeLogger(flags);
     options.logger = log;
-    if (!LoadToken(flags, *log, &options.token)) return kExitUsage;
+    options.trace_http = flags.verbosity >= 3;
+    if (options.insecure) {
+      log->warn(
+          "--insecure: the collection's certificate is NOT checked; "
+          "anyone on the path can read the token and change the data");
+    }
+    Authenticator authenticator(auth, flags, options.ca_file, options.insecure,
+                                log.get());
+    if (Status s = authenticator.ResolveBaseUrl(url, &options.base_url);
+        !s.ok()) {
+      return Refused(*log, s.error());
+    }
+    Access access;
+    if (Status s = authenticator.CollectionAccess(options.base_url, &access);
+        !s.ok()) {
+      return Refused(*log, s.error());
+    }
+    options.token = access.token;
+    options.token_source = access.source;
     if (!flags.token_file.empty()) {
       // A refused token may have been replaced in its file meanwhile (by
       // whatever renews it): read it again, once per refusal.
@@ -35,11 +56,6 @@ struct RunCommand {
         std::string fresh;
         return LoadToken(flags, *log, &fresh) ? fresh : std::string();
       };
-    }
-    if (options.insecure) {
-      log->warn(
-          "--insecure: the collection's certificate is NOT checked; "
-          "anyone on the path can read the token and change the data");
     }
     options.retry.base_delay =
         std::chrono::milliseconds(static_cast<int64_t>(backoff_base * 1000));
@@ -108,7 +124,9 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
                   "Manifest format; detected (and announced) when not given")
       ->check(CLI::IsMember({"ferry", "globus-batch"}));
   app->add_option("--token-file", cmd->flags.token_file,
-                  "File holding the bearer token (else $FERRY_TOKEN)");
+                  "File holding the bearer token (else $FERRY_TOKEN, else "
+                  "one granted to --client-id)");
+  AddAuthOptions(app, &cmd->auth, /*collection=*/true);
   app->add_option("--ca-file", o.ca_file,
                   "CA certificates for the collection's TLS certificate");
   app->add_option("--report", o.report,
@@ -185,9 +203,9 @@ Command AddGetCommand(CLI::App& app) {
   CLI::App* get = app.add_subcommand(
       "get", "Download every file named in MANIFEST from a collection");
   auto cmd = AddRunOptions(get, Operation::kGet);
-  get->add_option("--from", cmd->options.base_url,
-                  "The collection's HTTPS base URL")
-      ->required();
+  get->add_option("--from", cmd->url,
+                  "The collection's HTTPS base URL (with --collection: a "
+                  "folder on it)");
   get->add_option("--to", cmd->options.local_dir, "Local destination folder")
       ->required();
   AddSyncOption(get, *cmd);
@@ -201,9 +219,9 @@ Command AddPutCommand(CLI::App& app) {
   auto cmd = AddRunOptions(put, Operation::kPut);
   put->add_option("--from", cmd->options.local_dir, "Local source folder")
       ->required();
-  put->add_option("--to", cmd->options.base_url,
-                  "The collection's HTTPS base URL")
-      ->required();
+  put->add_option("--to", cmd->url,
+                  "The collection's HTTPS base URL (with --collection: a "
+                  "folder on it)");
   AddSyncOption(put, *cmd);
   return {put, [cmd] { return cmd->Run(); }};
 }
@@ -212,9 +230,9 @@ Command AddRmCommand(CLI::App& app) {
   CLI::App* rm = app.add_subcommand(
       "rm", "Delete every file named in MANIFEST from a collection");
   auto cmd = AddRunOptions(rm, Operation::kRemove);
-  rm->add_option("--at", cmd->options.base_url,
-                 "The collection's HTTPS base URL")
-      ->required();
+  rm->add_option("--at", cmd->url,
+                 "The collection's HTTPS base URL (with --collection: a "
+                 "folder on it)");
   rm->add_flag("--strict", cmd->options.strict,
                "A file that is already absent counts as failed");
   return {rm, [cmd] { return cmd->Run(); }};
@@ -227,9 +245,9 @@ Command AddStatCommand(CLI::App& app) {
       "path<TAB>size<TAB>type on stdout, 'absent' as the type of a missing "
       "file");
   auto cmd = AddRunOptions(stat, Operation::kStat);
-  stat->add_option("--at", cmd->options.base_url,
-                   "The collection's HTTPS base URL")
-      ->required();
+  stat->add_option("--at", cmd->url,
+                   "The collection's HTTPS base URL (with --collection: a "
+                   "folder on it)");
   return {stat, [cmd] { return cmd->Run(); }};
 }
 

@@ -284,9 +284,13 @@ std::string RunIdentity(const RunOptions& options, const std::string& local) {
 
 }  // namespace
 
-Status Run(const RunOptions& options, RunSummary* summary) {
+Status Run(const RunOptions& given, RunSummary* summary) {
   static std::once_flag curl_ready;
   std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  RunOptions options = given;
+  if (options.token_source) {
+    options.token = options.token_source->Current(nullptr);
+  }
   std::shared_ptr<spdlog::logger> log =
       options.logger ? options.logger : spdlog::default_logger();
 

@@ -1,10 +1,13 @@
 #include "transport/probe.h"
 
+#include <spdlog/spdlog.h>
 #include <strings.h>
 
 #include <algorithm>
 #include <cctype>
 #include <memory>
+
+#include "transport/trace.h"
 
 namespace ferry {
 namespace {
@@ -55,6 +58,10 @@ void SetConnectionOptions(CURL* e, const RunOptions& options) {
   if (options.insecure) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (options.trace_http) {
+    EnableHttpTrace(e, options.logger ? options.logger.get()
+                                      : spdlog::default_logger_raw());
   }
 }
 

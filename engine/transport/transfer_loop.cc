@@ -282,7 +282,11 @@ Status TransferLoop::Init() {
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, connections);
   curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS, per_connection);
 
-  SetAuthorization(options_.token);
+  if (options_.token_source) {
+    SetAuthorization(options_.token_source->Current(&source_generation_));
+  } else {
+    SetAuthorization(options_.token);
+  }
 
   for (long i = 0; i < streams; ++i) {
     auto s = std::make_unique<Stream>();
@@ -323,8 +327,12 @@ void TransferLoop::SetAuthorization(const std::string& token) {
 // Asks for a fresh token once the collection refused the current one;
 // true when there is one, which the next requests send.
 bool TransferLoop::RefreshToken() {
-  if (!options_.refresh_token) return false;
-  std::string fresh = options_.refresh_token();
+  std::string fresh;
+  if (options_.token_source) {
+    fresh = options_.token_source->Renew(token_);
+  } else if (options_.refresh_token) {
+    fresh = options_.refresh_token();
+  }
   if (fresh.empty() || fresh == token_) return false;
   SetAuthorization(fresh);
   ++token_generation_;
@@ -333,6 +341,20 @@ bool TransferLoop::RefreshToken() {
       "the collection refused the token; using the fresh one from "
       "now on");
   return true;
+}
+
+// A token renewed ahead of its expiry goes with every request that starts
+// from now on; transfers in flight keep the one they started with.
+void TransferLoop::AdoptRenewedToken() {
+  if (!options_.token_source ||
+      options_.token_source->generation() == source_generation_) {
+    return;
+  }
+  std::string fresh = options_.token_source->Current(&source_generation_);
+  if (fresh.empty() || fresh == token_) return;
+  SetAuthorization(fresh);
+  ++token_generation_;
+  policy_.OnTokenRefreshed(token_generation_);
 }
 
 // Options that stay the same for every transfer of the run: set once per
@@ -434,6 +456,7 @@ void TransferLoop::Run() {
     // Start what can start: due retries first, then new jobs; and let
     // the transfers the rate limit paused go on when it allows.
     DrainBackground();
+    AdoptRenewedToken();
     Admit(now);
     ResumeRatePaused(now);
     if (disk_ != nullptr) disk_->Submit();

@@ -69,6 +69,7 @@ class TransferLoop {
   void ConfigureHandle(Stream& s);
   void SetAuthorization(const std::string& token);
   bool RefreshToken();
+  void AdoptRenewedToken();
   void Admit(Clock::time_point now);
   std::optional<Job> NextJob(Clock::time_point now);
   bool ClaimKey(Job& job);
@@ -138,6 +139,7 @@ class TransferLoop {
   std::vector<curl_slist*> retired_headers_;
   std::string token_;
   int token_generation_ = 0;
+  uint64_t source_generation_ = 0;  // of options_.token_source's token
   std::vector<std::unique_ptr<Stream>> streams_;
   std::vector<Stream*> idle_streams_;
 

@@ -16,6 +16,7 @@
 #include "ferry/error.h"
 #include "ferry/manifest.h"
 #include "ferry/retry_policy.h"
+#include "ferry/token_source.h"
 
 namespace ferry {
 
@@ -61,6 +62,11 @@ struct RunOptions {
   // fresh token, or the same or an empty one when there is none. Called on
   // the transfer loop's thread; may be empty.
   std::function<std::string()> refresh_token;
+  // Where the token comes from when it is renewed during the run (granted
+  // to an application); when set, `token` and `refresh_token` are not
+  // used: new requests carry its current token, and a refusal asks it for
+  // a fresh one.
+  std::shared_ptr<TokenSource> token_source;
   bool insecure = false;  // do not verify the collection's certificate
   std::string ca_file;    // CA bundle for the collection; empty: system's
   std::string report;     // JSON lines report file; empty: none
@@ -86,6 +92,9 @@ struct RunOptions {
   bool http1 = false;  // HTTP/1.1 only: one stream per connection
   RetryOptions retry;
   ProgressMode progress = ProgressMode::kAuto;  // progress line on stderr
+  // Log every request's and answer's header lines at debug level, with
+  // credentials redacted.
+  bool trace_http = false;
 
   // stat: where the listing goes, one line per file; null for stdout.
   std::FILE* listing = nullptr;
