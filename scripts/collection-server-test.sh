@@ -35,6 +35,22 @@ urlencode() {
   printf '%s' "$out"
 }
 
+# not_in_file STRING FILE: succeeds when FILE does not hold STRING.
+not_in_file() {
+  ! grep -qF -- "$1" "$2"
+}
+
+# wait_for_line FILE REGEX: waits up to 2 s for a line matching REGEX; nginx
+# writes its logs after the answer is sent.
+wait_for_line() {
+  local i
+  for ((i = 0; i < 20; i++)); do
+    grep -qE -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # --- data ------------------------------------------------------------------
 
 odd_name='a b#?%é.txt'
@@ -300,17 +316,58 @@ else
   pass "/_noranges/: no Accept-Ranges"
 fi
 
+# --- a redirect to another host --------------------------------------------------
+
+# env_of NAME: a value of the env file.
+env_of() {
+  sed -n "s/^$1=//p" "$state/env"
+}
+expect "FERRY_ELSEWHERE_URL" "https://127.0.0.2:$port" "$(env_of FERRY_ELSEWHERE_URL)"
+expect "FERRY_ELSEWHERE_LOG" "$state/logs/elsewhere.log" "$(env_of FERRY_ELSEWHERE_LOG)"
+
+# /_elsewhere/: a redirect to another host, whose log tells whether a token
+# came along.
+out=$(c "${auth_rw[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' \
+  "$base/_elsewhere/some/file%20x.txt?download")
+expect "/_elsewhere/: 302 to another host, even with a token" \
+  "302 https://127.0.0.2:$port/some/file%20x.txt?download" "$out"
+elsewhere=$(env_of FERRY_ELSEWHERE_URL)
+elsewhere_log=$(env_of FERRY_ELSEWHERE_LOG)
+out=$(c -w ' %{http_code}' "$elsewhere/without-token")
+expect "elsewhere server answers (certificate names 127.0.0.2)" "elsewhere
+ 200" "$out"
+out=$(c -H "Authorization: Bearer $rw" -o /dev/null -w '%{http_code}' "$elsewhere/with-token")
+expect "elsewhere server answers a request with a token" 200 "$out"
+check "elsewhere log: auth=absent without a token" \
+  wait_for_line "$elsewhere_log" '"GET /without-token HTTP/[0-9.]+" 200 auth=absent$'
+check "elsewhere log: auth=present with one" \
+  wait_for_line "$elsewhere_log" '"GET /with-token HTTP/[0-9.]+" 200 auth=present$'
+check "elsewhere log holds no token" not_in_file "$rw" "$elsewhere_log"
+
 # --- restart and stop ----------------------------------------------------------
 
 ca_before=$(cat "$ca")
 restart() {
-  "$server" --state "$state" --root "$data" --port "$port" >/dev/null 2>&1
+  "$server" --state "$state" --root "$data" --port "$port" "$@" >/dev/null 2>&1
 }
+# A certificate of a state folder made before the elsewhere server: it lacks
+# 127.0.0.2, and the next start makes a new one under the same CA.
+old_cert() {
+  printf 'subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1\n' >"$tmp/old.ext"
+  openssl req -new -key "$state/server.key" -subj /CN=localhost -out "$tmp/old.csr" &&
+    openssl x509 -req -in "$tmp/old.csr" -CA "$ca" -CAkey "$state/ca.key" \
+      -CAcreateserial -out "$state/server.pem" -days 1 -sha256 -extfile "$tmp/old.ext"
+} 2>/dev/null
+check "an old certificate without 127.0.0.2" old_cert
 check "start again restarts" restart
 expect "restart keeps the CA" "$ca_before" "$(cat "$ca")"
 expect "restart keeps the rw token" "$rw" "$(cat "$state/token-rw")"
 out=$(c "${auth_rw[@]}" -o /dev/null -w '%{http_code}' "$base/hello.txt")
 expect "serves after restart" 200 "$out"
+expect_match "restart remade the certificate with 127.0.0.2" 'IP Address:127\.0\.0\.2' \
+  "$(openssl x509 -in "$state/server.pem" -noout -ext subjectAltName)"
+out=$(c -o /dev/null -w '%{http_code}' "$(env_of FERRY_ELSEWHERE_URL)/x")
+expect "the elsewhere server is trusted after the remake" 200 "$out"
 
 out=$("$server" --state "$tmp/other-state" --root "$data" --port "$port" 2>&1) &&
   rc=0 || rc=$?
@@ -320,6 +377,8 @@ expect_match "busy port message" 'busy' "$out"
 check "stop" "$server" --stop --state "$state"
 out=$(c -o /dev/null -w '%{http_code}' "$base/_login/" || true)
 expect "nothing answers after stop" 000 "$out"
+out=$(c -o /dev/null -w '%{http_code}' "$(env_of FERRY_ELSEWHERE_URL)/x" || true)
+expect "the elsewhere server is gone too" 000 "$out"
 check "stop again succeeds" "$server" --stop --state "$state"
 
 checks_summary
