@@ -51,6 +51,15 @@ wait_for_line() {
   return 1
 }
 
+# Succeeds when process $1 has exited (a zombie counts: in containers whose
+# init never reaps, exited daemons stay zombies).
+process_gone() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} == Z ]]
+}
+
 # --- data ------------------------------------------------------------------
 
 odd_name='a b#?%é.txt'
@@ -316,18 +325,256 @@ else
   pass "/_noranges/: no Accept-Ranges"
 fi
 
-# --- a redirect to another host --------------------------------------------------
+restart() {
+  "$server" --state "$state" --root "$data" --port "$port" "$@" >/dev/null 2>&1
+}
+
+# --- Globus Auth and Transfer API stand-ins ------------------------------------
 
 # env_of NAME: a value of the env file.
 env_of() {
   sed -n "s/^$1=//p" "$state/env"
 }
+auth_url=$(env_of FERRY_AUTH_URL)
+transfer_url=$(env_of FERRY_TRANSFER_URL)
+expect "FERRY_AUTH_URL" "$base/_auth" "$auth_url"
+expect "FERRY_TRANSFER_URL" "$base/_transfer" "$transfer_url"
 expect "FERRY_ELSEWHERE_URL" "https://127.0.0.2:$port" "$(env_of FERRY_ELSEWHERE_URL)"
+expect "FERRY_AUTH_LOG" "$state/logs/auth.log" "$(env_of FERRY_AUTH_LOG)"
 expect "FERRY_ELSEWHERE_LOG" "$state/logs/elsewhere.log" "$(env_of FERRY_ELSEWHERE_LOG)"
+client_id=$(env_of FERRY_CLIENT_ID)
+client_secret=$(cat "$(env_of FERRY_CLIENT_SECRET_FILE)")
+short_id=$(env_of FERRY_SHORT_CLIENT_ID)
+short_secret=$(cat "$(env_of FERRY_SHORT_CLIENT_SECRET_FILE)")
+off_id=$(env_of FERRY_HTTPS_OFF_COLLECTION_ID)
+expect "four distinct ids: two clients, two collections" 4 \
+  "$(printf '%s\n' "$client_id" "$short_id" "$off_id" "$collection_id" | sort -u | wc -l)"
+expect "clients.txt has both clients, rw, 3600 s and 4 s" \
+  "$client_id $client_secret rw 3600|$short_id $short_secret rw 4" \
+  "$(grep -v '^#' "$state/clients.txt" | paste -sd '|')"
+for f in clients.txt grant-secret nginx.conf "client-$client_id.secret" \
+  "client-$short_id.secret"; do
+  expect "$f is private (0600)" 600 "$(stat -c %a "$state/$f")"
+done
+
+transfer_scope=urn:globus:auth:scope:transfer.api.globus.org:all
+https_scope=https://auth.globus.org/scopes/$collection_id/https
+data_scope=https://auth.globus.org/scopes/$collection_id/data_access
+issued=$tmp/issued-tokens
+
+# grant ID:SECRET SCOPES: the token endpoint's answer, then a line with the
+# status. Every token it hands out is remembered in $issued.
+grant() {
+  local out
+  out=$(c -u "$1" --data-urlencode grant_type=client_credentials \
+    --data-urlencode "scope=$2" -w '\n%{http_code}' "$auth_url/v2/oauth2/token")
+  grep -o 'g1\.[^"]*' <<<"$out" >>"$issued" || true
+  printf '%s\n' "$out"
+}
+# field JSON PATH: a value of a JSON document, PATH like other_tokens.0.scope;
+# JSON null prints as "null", and a missing field as "missing".
+field() {
+  /usr/bin/python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+try:
+    for k in sys.argv[2].split("."):
+        d = d[int(k)] if isinstance(d, list) else d[k]
+except (KeyError, IndexError, TypeError):
+    d = "missing"
+print("null" if d is None else json.dumps(d) if isinstance(d, (list, dict, bool)) else d)' \
+    "$1" "$2"
+}
+body_of() { sed '$d' <<<"$1"; }
+status_of() { tail -n 1 <<<"$1"; }
+bearer() { printf 'Authorization: Bearer %s' "$1"; }
+
+# The short-lived client's token first: it must be seen working before its
+# 4 s are over, and expired at the end of this section.
+out=$(grant "$short_id:$short_secret" "$https_scope $transfer_scope")
+expect "short-lived client: 200" 200 "$(status_of "$out")"
+short_doc=$(body_of "$out")
+short_token=$(field "$short_doc" access_token)
+short_transfer=$(field "$short_doc" other_tokens.0.access_token)
+expect "short-lived client: expires_in 4" 4 "$(field "$short_doc" expires_in)"
+out=$(c -H "$(bearer "$short_token")" "${xrw[@]}" "$base/hello.txt")
+expect "short-lived token works before it expires" "hello collection" "$out"
+out=$(c -H "$(bearer "$short_transfer")" -o /dev/null -w '%{http_code}' \
+  "$transfer_url/v0.10/endpoint/$collection_id")
+expect "short-lived transfer token works before it expires" 200 "$out"
+
+out=$(grant "$client_id:$client_secret" "$https_scope")
+expect "grant with good credentials: 200" 200 "$(status_of "$out")"
+doc=$(body_of "$out")
+grant_rw=$(field "$doc" access_token)
+expect_match "grant: token g1.<collection>.rw.<expires>.<mac>" \
+  "^g1\\.$collection_id\\.rw\\.[0-9]+\\.[A-Za-z0-9_-]{22}\$" "$grant_rw"
+expect "grant: token_type Bearer" Bearer "$(field "$doc" token_type)"
+expect "grant: expires_in 3600" 3600 "$(field "$doc" expires_in)"
+expect "grant: scope" "$https_scope" "$(field "$doc" scope)"
+expect "grant: resource_server is the collection id" "$collection_id" \
+  "$(field "$doc" resource_server)"
+expect "grant: no other_tokens" '[]' "$(field "$doc" other_tokens)"
+expires=${grant_rw#g1.*.rw.}
+expires=${expires%%.*}
+now=$(date +%s)
+check "grant: expiry in the token is now + 3600" \
+  test $((expires - now)) -ge 3590 -a $((expires - now)) -le 3600
+
+auth_grant=(-H "$(bearer "$grant_rw")" "${xrw[@]}")
+out=$(c --http2 "${auth_grant[@]}" -w ' %{http_code} %{http_version}' "$base/hello.txt")
+expect "grant token: GET over HTTP/2" "hello collection
+ 200 2" "$out"
+out=$(c -H "Authorization: bEaReR $grant_rw" "${xrw[@]}" "$base/hello.txt")
+expect "grant token: scheme name in any case" "hello collection" "$out"
+out=$(c -H "Authorization: Bearer ${grant_rw^^}" "${xrw[@]}" -o /dev/null -w '%{http_code}' \
+  "$base/hello.txt")
+expect "grant token: case-sensitive" 401 "$out"
+for prefix in '' /_dated /_noranges /_getonly; do
+  out=$(c "${auth_grant[@]}" -r 0-0 -o /dev/null -w '%{http_code}' "$base$prefix/hello.txt")
+  expect "grant token: GET ${prefix:-/} with Range" \
+    "$([[ $prefix == /_noranges ]] && echo 200 || echo 206)" "$out"
+done
+out=$(c "${auth_grant[@]}" -T "$upload" -o /dev/null -w '%{http_code}' "$base/granted/up.bin")
+expect_match "grant token (rw client): PUT 201/204" '^20[14]$' "$out"
+check "grant token: PUT landed" cmp -s "$upload" "$data/granted/up.bin"
+out=$(c "${auth_grant[@]}" -X DELETE -o /dev/null -w '%{http_code}' "$base/granted/up.bin")
+expect_match "grant token (rw client): DELETE 200/204" '^20[04]$' "$out"
+rm -rf -- "${data:?}/granted"
+check "access log shows the grant token's mode" \
+  wait_for_line "$state/logs/access.log" '"DELETE /granted/up\.bin HTTP/2\.0" .* mode=rw '
+
+# A forged token: another mac, another expiry, another mode, another
+# collection. The first character of the mac, not the last: its low bits
+# carry nothing.
+mac=${grant_rw##*.}
+first=${mac:0:1}
+other=A
+[[ $first == A ]] && other=B
+forged=(
+  "another mac|${grant_rw%.*}.$other${mac:1}"
+  "a later expiry|${grant_rw/.rw.$expires./.rw.$((expires + 1000)).}"
+  "another mode|${grant_rw/.rw./.ro.}"
+  "another collection|${grant_rw/g1.$collection_id./g1.$off_id.}"
+  "the transfer resource|${grant_rw/g1.$collection_id./g1.transfer.}"
+  "padding after the mac|$grant_rw="
+  "a character more|${grant_rw}x"
+)
+for f in "${forged[@]}"; do
+  out=$(c -H "$(bearer "${f#*|}")" "${xrw[@]}" -o /dev/null -w '%{http_code}' \
+    "$base/hello.txt")
+  expect "forged token, ${f%%|*}: 401" 401 "$out"
+done
+out=$(c -H "$(bearer "${grant_rw%.*}.$other${mac:1}")" -o /dev/null \
+  -w '%{http_code} %{redirect_url}' "$base/hello.txt")
+expect_match "forged token without X-Requested-With: 302 to login" \
+  "^302 $base/_login/authorize\\?" "$out"
+
+# Several resource servers in one grant: the first scope's is at the top.
+out=$(grant "$client_id:$client_secret" "$transfer_scope $https_scope $data_scope")
+expect "grant of two resource servers: 200" 200 "$(status_of "$out")"
+doc=$(body_of "$out")
+transfer_token=$(field "$doc" access_token)
+expect "two servers: the first scope's at the top" transfer.api.globus.org \
+  "$(field "$doc" resource_server)"
+expect "two servers: its scope" "$transfer_scope" "$(field "$doc" scope)"
+expect_match "two servers: a transfer token" '^g1\.transfer\.rw\.[0-9]+\.' "$transfer_token"
+expect "two servers: one other token" 1 \
+  "$(/usr/bin/python3 -c 'import json, sys; print(len(json.loads(sys.argv[1])["other_tokens"]))' \
+    "$doc")"
+expect "two servers: other token's resource_server" "$collection_id" \
+  "$(field "$doc" other_tokens.0.resource_server)"
+expect "two servers: other token's scopes" "$https_scope $data_scope" \
+  "$(field "$doc" other_tokens.0.scope)"
+expect "two servers: other token's type and lifetime" "Bearer 3600 missing" \
+  "$(field "$doc" other_tokens.0.token_type) $(field "$doc" other_tokens.0.expires_in) $(
+    field "$doc" other_tokens.0.other_tokens)"
+out=$(c -H "$(bearer "$(field "$doc" other_tokens.0.access_token)")" "${xrw[@]}" \
+  "$base/hello.txt")
+expect "two servers: the other token reads files" "hello collection" "$out"
+
+out=$(grant "$client_id:$client_secret" "https://auth.globus.org/scopes/$off_id/https")
+expect "grant for the HTTPS-off collection: 200" 200 "$(status_of "$out")"
+off_token=$(field "$(body_of "$out")" access_token)
+expect "HTTPS-off grant: its resource_server" "$off_id" \
+  "$(field "$(body_of "$out")" resource_server)"
+out=$(c -H "$(bearer "$off_token")" "${xrw[@]}" -o /dev/null -w '%{http_code}' \
+  "$base/hello.txt")
+expect "another collection's token: 401 here" 401 "$out"
+
+# Refusals of the token endpoint.
+expect_grant_error() {
+  local name=$1 status=$2 error=$3 out=$4
+  expect "$name: $status $error" "$status $error" \
+    "$(status_of "$out") $(field "$(body_of "$out")" error)"
+}
+out=$(grant "$client_id:${client_secret}x" "$https_scope")
+expect_grant_error "wrong secret" 401 invalid_client "$out"
+out=$(grant "$short_id:$client_secret" "$https_scope")
+expect_grant_error "another client's secret" 401 invalid_client "$out"
+out=$(grant "no-such-client:$client_secret" "$https_scope")
+expect_grant_error "unknown client" 401 invalid_client "$out"
+out=$(c --data-urlencode grant_type=client_credentials --data-urlencode "scope=$https_scope" \
+  -w '\n%{http_code}' "$auth_url/v2/oauth2/token")
+expect_grant_error "no credentials" 401 invalid_client "$out"
+out=$(c --data-urlencode grant_type=client_credentials --data-urlencode "scope=$https_scope" \
+  --data-urlencode "client_id=$client_id" --data-urlencode "client_secret=$client_secret" \
+  -w '\n%{http_code}' "$auth_url/v2/oauth2/token")
+expect_grant_error "credentials as form fields (Basic only)" 401 invalid_client "$out"
+out=$(c -u "$client_id:$client_secret" --data-urlencode grant_type=authorization_code \
+  --data-urlencode "scope=$https_scope" -w '\n%{http_code}' "$auth_url/v2/oauth2/token")
+expect_grant_error "grant_type authorization_code" 400 unsupported_grant_type "$out"
+out=$(c -u "$client_id:$client_secret" --data-urlencode "scope=$https_scope" \
+  -w '\n%{http_code}' "$auth_url/v2/oauth2/token")
+expect_grant_error "no grant_type" 400 unsupported_grant_type "$out"
+for scope in "" "openid" "https://auth.globus.org/scopes/$collection_id/all" \
+  "https://auth.globus.org/scopes/not-this-collection/https" \
+  "$https_scope https://auth.globus.org/scopes/not-this-collection/data_access"; do
+  out=$(grant "$client_id:$client_secret" "$scope")
+  expect_grant_error "scope '$scope'" 400 invalid_scope "$out"
+done
+
+# The Transfer API stand-in.
+endpoint() {
+  c -H "$(bearer "$1")" -w '\n%{http_code} %{content_type}' "$transfer_url/v0.10/endpoint/$2"
+}
+out=$(endpoint "$transfer_token" "$collection_id")
+doc=$(body_of "$out")
+expect "endpoint document: 200 JSON" "200 application/json" "$(status_of "$out")"
+expect "endpoint document: fields" \
+  "endpoint|$collection_id|ferry local collection|GCSv5_mapped_collection|false|$base" \
+  "$(for k in DATA_TYPE id display_name entity_type high_assurance https_server; do
+    field "$doc" "$k"
+  done | paste -sd '|')"
+out=$(endpoint "$transfer_token" "$off_id")
+doc=$(body_of "$out")
+expect "HTTPS-off endpoint document: 200 JSON" "200 application/json" "$(status_of "$out")"
+expect "HTTPS-off endpoint document: fields" \
+  "endpoint|$off_id|ferry local collection, HTTPS off|GCSv5_guest_collection|false|null" \
+  "$(for k in DATA_TYPE id display_name entity_type high_assurance https_server; do
+    field "$doc" "$k"
+  done | paste -sd '|')"
+out=$(endpoint "$transfer_token" 00000000-0000-0000-0000-000000000000)
+expect "unknown endpoint: 404 EndpointNotFound" "404 application/json EndpointNotFound" \
+  "$(status_of "$out") $(field "$(body_of "$out")" code)"
+out=$(c -w '\n%{http_code} %{content_type}' "$transfer_url/v0.10/endpoint/$collection_id")
+expect "endpoint without a token: 401 AuthenticationFailed" \
+  "401 application/json AuthenticationFailed" \
+  "$(status_of "$out") $(field "$(body_of "$out")" code)"
+for kind in "a grant token for the collection|$grant_rw" "a static token|$rw" \
+  "another collection's token|$off_token"; do
+  out=$(endpoint "${kind#*|}" "$collection_id")
+  expect "endpoint with ${kind%%|*}: 401" 401 \
+    "$(status_of "$out" | cut -d' ' -f1)"
+done
+out=$(endpoint "${transfer_token%.*}.$other${mac:1}" "$collection_id")
+expect "endpoint with a forged transfer token: 401" 401 "$(status_of "$out" | cut -d' ' -f1)"
+out=$(c -H "$(bearer "$transfer_token")" "${xrw[@]}" -o /dev/null -w '%{http_code}' \
+  "$base/hello.txt")
+expect "a transfer token is no collection token: 401" 401 "$out"
 
 # /_elsewhere/: a redirect to another host, whose log tells whether a token
 # came along.
-out=$(c "${auth_rw[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' \
+out=$(c "${auth_grant[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' \
   "$base/_elsewhere/some/file%20x.txt?download")
 expect "/_elsewhere/: 302 to another host, even with a token" \
   "302 https://127.0.0.2:$port/some/file%20x.txt?download" "$out"
@@ -336,20 +583,81 @@ elsewhere_log=$(env_of FERRY_ELSEWHERE_LOG)
 out=$(c -w ' %{http_code}' "$elsewhere/without-token")
 expect "elsewhere server answers (certificate names 127.0.0.2)" "elsewhere
  200" "$out"
-out=$(c -H "Authorization: Bearer $rw" -o /dev/null -w '%{http_code}' "$elsewhere/with-token")
+out=$(c -H "$(bearer "$grant_rw")" -o /dev/null -w '%{http_code}' "$elsewhere/with-token")
 expect "elsewhere server answers a request with a token" 200 "$out"
 check "elsewhere log: auth=absent without a token" \
   wait_for_line "$elsewhere_log" '"GET /without-token HTTP/[0-9.]+" 200 auth=absent$'
 check "elsewhere log: auth=present with one" \
   wait_for_line "$elsewhere_log" '"GET /with-token HTTP/[0-9.]+" 200 auth=present$'
-check "elsewhere log holds no token" not_in_file "$rw" "$elsewhere_log"
+check "elsewhere log holds no token" not_in_file "$grant_rw" "$elsewhere_log"
+
+# By now the short-lived tokens have expired, or nearly.
+short_expires=${short_token#g1.*.rw.}
+short_expires=${short_expires%%.*}
+while (($(date +%s) <= short_expires)); do sleep 0.2; done
+out=$(c -H "$(bearer "$short_token")" "${xrw[@]}" -w ' %{http_code}' "$base/hello.txt")
+expect_match "expired token: 401" ' 401$' "$out"
+out=$(c -H "$(bearer "$short_token")" -o /dev/null -w '%{http_code} %{redirect_url}' \
+  "$base/hello.txt")
+expect_match "expired token without X-Requested-With: 302 to login" \
+  "^302 $base/_login/authorize\\?" "$out"
+out=$(endpoint "$short_transfer" "$collection_id")
+expect "expired transfer token: 401" 401 "$(status_of "$out" | cut -d' ' -f1)"
+
+# The grant log: one line per grant, no secret, no token.
+auth_log=$(env_of FERRY_AUTH_LOG)
+expect_match "auth.log: a success with client and scopes" \
+  "client=$client_id scopes=\"$transfer_scope $https_scope $data_scope\" outcome=200" \
+  "$(cat "$auth_log")"
+expect_match "auth.log: a refusal" 'outcome=401 invalid_client' "$(cat "$auth_log")"
+expect_match "auth.log: a bad scope" 'outcome=400 invalid_scope' "$(cat "$auth_log")"
+mapfile -t tokens <"$issued"
+check "tokens were issued (${#tokens[@]})" test "${#tokens[@]}" -ge 6
+leaks=0
+for secret in "$client_secret" "$short_secret" "$(cat "$state/grant-secret")" \
+  "${tokens[@]}"; do
+  not_in_file "$secret" "$auth_log" || leaks=$((leaks + 1))
+  # The mac alone is a token's secret part.
+  [[ $secret != g1.* ]] || not_in_file "${secret##*.}" "$auth_log" || leaks=$((leaks + 1))
+done
+expect "auth.log holds no secret and no token" 0 "$leaks"
+
+# A read-only client, from a clients file of our own; tokens of before the
+# restart stay valid, for the grant secret stays.
+ro_id=ro-client-$RANDOM
+ro_secret=$(head -c 24 /dev/urandom | base64 | tr '/+' '_-')
+{
+  echo "# test clients"
+  echo "$client_id $client_secret rw 3600"
+  echo "$short_id $short_secret rw 4"
+  echo "$ro_id $ro_secret ro 3600"
+} >"$tmp/clients.txt"
+check "restart with --clients" restart --clients "$tmp/clients.txt"
+expect "--clients: first client is FERRY_CLIENT_ID" "$client_id" "$(env_of FERRY_CLIENT_ID)"
+out=$(c "${auth_grant[@]}" "$base/hello.txt")
+expect "a grant token from before the restart still works" "hello collection" "$out"
+out=$(grant "$ro_id:$ro_secret" "$https_scope")
+expect "ro client: 200" 200 "$(status_of "$out")"
+grant_ro=$(field "$(body_of "$out")" access_token)
+expect_match "ro client: token of mode ro" "^g1\\.$collection_id\\.ro\\." "$grant_ro"
+out=$(c -H "$(bearer "$grant_ro")" "${xrw[@]}" "$base/hello.txt")
+expect "ro client's token: GET" "hello collection" "$out"
+out=$(c -H "$(bearer "$grant_ro")" "${xrw[@]}" -T "$upload" -o /dev/null -w '%{http_code}' \
+  "$base/ro-grant/put.bin")
+expect "ro client's token: PUT 403" 403 "$out"
+check "ro client's PUT wrote nothing" test ! -e "$data/ro-grant/put.bin"
+out=$(c -H "$(bearer "$grant_ro")" "${xrw[@]}" -X DELETE -o /dev/null -w '%{http_code}' \
+  "$base/hello.txt")
+expect "ro client's token: DELETE 403" 403 "$out"
+out=$(c -H "$(bearer "${grant_ro/.ro./.rw.}")" "${xrw[@]}" -T "$upload" -o /dev/null \
+  -w '%{http_code}' "$base/ro-grant/put.bin")
+expect "ro token made rw by hand: 401" 401 "$out"
+check "auth.log holds no ro secret" not_in_file "$ro_secret" "$auth_log"
+check "auth.log holds no ro token" not_in_file "$grant_ro" "$auth_log"
 
 # --- restart and stop ----------------------------------------------------------
 
 ca_before=$(cat "$ca")
-restart() {
-  "$server" --state "$state" --root "$data" --port "$port" "$@" >/dev/null 2>&1
-}
 # A certificate of a state folder made before the elsewhere server: it lacks
 # 127.0.0.2, and the next start makes a new one under the same CA.
 old_cert() {
@@ -359,6 +667,7 @@ old_cert() {
       -CAcreateserial -out "$state/server.pem" -days 1 -sha256 -extfile "$tmp/old.ext"
 } 2>/dev/null
 check "an old certificate without 127.0.0.2" old_cert
+auth_pid_before=$(cat "$state/auth.pid")
 check "start again restarts" restart
 expect "restart keeps the CA" "$ca_before" "$(cat "$ca")"
 expect "restart keeps the rw token" "$rw" "$(cat "$state/token-rw")"
@@ -368,6 +677,22 @@ expect_match "restart remade the certificate with 127.0.0.2" 'IP Address:127\.0\
   "$(openssl x509 -in "$state/server.pem" -noout -ext subjectAltName)"
 out=$(c -o /dev/null -w '%{http_code}' "$(env_of FERRY_ELSEWHERE_URL)/x")
 expect "the elsewhere server is trusted after the remake" 200 "$out"
+expect "restart without --clients: the state's own clients again" "$client_id" \
+  "$(env_of FERRY_CLIENT_ID)"
+check "restart stopped the old token endpoint" process_gone "$auth_pid_before"
+auth_pid=$(cat "$state/auth.pid")
+check "restart started a new token endpoint" test "$auth_pid" != "$auth_pid_before"
+out=$(grant "$client_id:$client_secret" "$https_scope")
+expect "token endpoint answers after restart" 200 "$(status_of "$out")"
+
+# A start holds none of the caller's descriptors: a command substitution
+# would otherwise wait for the daemons.
+check "restart returns while its stdout is a pipe" \
+  timeout 20 bash -c '"$@" | cat >/dev/null' _ "$server" --state "$state" --root "$data" \
+  --port "$port"
+auth_pid=$(cat "$state/auth.pid")
+check "the token endpoint's descriptors: none of ours" \
+  test "$(find "/proc/$auth_pid/fd" -lname 'pipe:*' | wc -l)" -eq 0
 
 out=$("$server" --state "$tmp/other-state" --root "$data" --port "$port" 2>&1) &&
   rc=0 || rc=$?
@@ -377,6 +702,9 @@ expect_match "busy port message" 'busy' "$out"
 check "stop" "$server" --stop --state "$state"
 out=$(c -o /dev/null -w '%{http_code}' "$base/_login/" || true)
 expect "nothing answers after stop" 000 "$out"
+check "stop ended the token endpoint" process_gone "$auth_pid"
+check "stop removed its socket and pid files" \
+  test ! -e "$state/auth.sock" -a ! -e "$state/auth.pid" -a ! -e "$state/nginx.pid"
 out=$(c -o /dev/null -w '%{http_code}' "$(env_of FERRY_ELSEWHERE_URL)/x" || true)
 expect "the elsewhere server is gone too" 000 "$out"
 check "stop again succeeds" "$server" --stop --state "$state"
