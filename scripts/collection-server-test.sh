@@ -673,10 +673,11 @@ expect "the elsewhere certificate names 127.0.0.2" "IP Address:127.0.0.2" \
 # anew under the same CA.
 old_cert() {
   printf 'subjectAltName = DNS:localhost, IP:127.0.0.1, IP:127.0.0.2, IP:::1\n' \
-    >"$tmp/old.ext"
+    >"$state/server.ext"
   openssl req -new -key "$state/server.key" -subj /CN=localhost -out "$tmp/old.csr" &&
     openssl x509 -req -in "$tmp/old.csr" -CA "$ca" -CAkey "$state/ca.key" \
-      -CAcreateserial -out "$state/server.pem" -days 1 -sha256 -extfile "$tmp/old.ext" &&
+      -CAcreateserial -out "$state/server.pem" -days 1 -sha256 \
+      -extfile "$state/server.ext" &&
     rm "$state/elsewhere.pem" "$state/elsewhere.key"
 } 2>/dev/null
 check "an old certificate naming 127.0.0.2, none for the elsewhere server" old_cert

@@ -15,31 +15,25 @@ expires a Unix time, and mac the MD5 of "<expires> <resource> <mode>
 
 Each grant is logged (time, client id, scopes asked, outcome) without any
 secret or token. Standard library only.
+
+Tests start the collection often, so the caller waits only for the first
+part below: read the configuration, listen, fork, write the pid file. The
+HTTP machinery is imported after the fork, in the daemon, while the caller
+goes on to start nginx; a request that comes meanwhile waits in the
+socket's backlog.
 """
 
-import argparse
-import base64
-import binascii
-import hashlib
-import hmac
-import http.server
-import json
 import os
-import re
 import signal
-import socketserver
+import socket
 import sys
-import threading
-import time
-import urllib.parse
 
-TOKEN_PATH = "/_auth/v2/oauth2/token"
-TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
-TRANSFER_SERVER = "transfer.api.globus.org"
-MAX_BODY = 64 * 1024
-COLLECTION_SCOPE = re.compile(
-    r"^https://auth\.globus\.org/scopes/([A-Za-z0-9][A-Za-z0-9._-]*)/(https|data_access)$"
-)
+USAGE = """usage: globus_standin.py --socket PATH --pid-file PATH --clients FILE
+       --grant-secret-file FILE --collection-id ID [--https-off-id ID]
+       --log FILE [--foreground]"""
+OPTIONS = ("socket", "pid-file", "clients", "grant-secret-file", "collection-id",
+           "https-off-id", "log")
+REQUIRED = ("socket", "pid-file", "clients", "grant-secret-file", "collection-id", "log")
 
 
 class Client:
@@ -48,6 +42,24 @@ class Client:
         self.secret = secret
         self.mode = mode
         self.lifetime = lifetime
+
+
+def parse_args(argv):
+    """{option: value} and whether --foreground was given; None when bad."""
+    opts, foreground, i = {}, False, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--foreground":
+            foreground = True
+            i += 1
+        elif arg.startswith("--") and arg[2:] in OPTIONS and i + 1 < len(argv):
+            opts[arg[2:]] = argv[i + 1]
+            i += 2
+        else:
+            return None, False
+    if any(name not in opts for name in REQUIRED):
+        return None, False
+    return opts, foreground
 
 
 def read_clients(path):
@@ -65,6 +77,110 @@ def read_clients(path):
     return clients
 
 
+def listen(path):
+    """A Unix stream socket listening on path, for the owner alone."""
+    # A socket left by an instance that was killed would make bind fail.
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):
+            os.unlink(path)
+    except OSError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    sock.listen(128)
+    return sock
+
+
+def daemonize(pid_file):
+    """Forks; the child goes on in a session of its own. The parent exits
+    once the child has written the pid file, so that the caller finds the
+    pid file and a listening socket when it returns."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(write_end)
+        ready = os.read(read_end, 1)
+        os._exit(0 if ready == b"1" else 1)
+    os.close(read_end)
+    os.setsid()
+    os.chdir("/")
+    write_pid_file(pid_file)
+    os.write(write_end, b"1")
+    os.close(write_end)
+
+
+def write_pid_file(pid_file):
+    tmp = f"{pid_file}.{os.getpid()}"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, pid_file)
+
+
+def start():
+    """Everything the caller waits for; returns what the daemon needs."""
+    opts, foreground = parse_args(sys.argv[1:])
+    if opts is None:
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+    try:
+        clients = read_clients(opts["clients"])
+        with open(opts["grant-secret-file"], encoding="ascii") as f:
+            grant_secret = f.read().strip()
+        if not grant_secret:
+            raise ValueError(f"{opts['grant-secret-file']} is empty")
+    except (OSError, ValueError) as e:
+        print(f"globus_standin: {e}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        sock = listen(opts["socket"])
+    except OSError as e:
+        print(f"globus_standin: cannot listen on {opts['socket']}: {e.strerror or e}",
+              file=sys.stderr)
+        sys.exit(1)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if foreground:
+        write_pid_file(opts["pid-file"])
+    else:
+        daemonize(opts["pid-file"])
+    return opts, clients, grant_secret, sock
+
+
+if __name__ == "__main__":
+    started = start()
+
+# --- the daemon: loaded after the fork ------------------------------------
+
+import base64  # noqa: E402
+import binascii  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import http.server  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import socketserver  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+
+TOKEN_PATH = "/_auth/v2/oauth2/token"
+TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
+TRANSFER_SERVER = "transfer.api.globus.org"
+MAX_BODY = 64 * 1024
+COLLECTION_SCOPE = re.compile(
+    r"^https://auth\.globus\.org/scopes/([A-Za-z0-9][A-Za-z0-9._-]*)/(https|data_access)$"
+)
+
+
 def mac(expires, resource, mode, secret):
     digest = hashlib.md5(f"{expires} {resource} {mode} {secret}".encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -77,16 +193,13 @@ def printable(text, limit=500):
 
 
 class Standin:
-    def __init__(self, args):
-        self.clients = read_clients(args.clients)
-        with open(args.grant_secret_file, encoding="ascii") as f:
-            self.grant_secret = f.read().strip()
-        if not self.grant_secret:
-            raise ValueError(f"{args.grant_secret_file} is empty")
-        self.collections = {args.collection_id}
-        if args.https_off_id:
-            self.collections.add(args.https_off_id)
-        self.log_path = args.log
+    def __init__(self, clients, grant_secret, collection_id, https_off_id, log_path):
+        self.clients = clients
+        self.grant_secret = grant_secret
+        self.collections = {collection_id}
+        if https_off_id:
+            self.collections.add(https_off_id)
+        self.log_path = log_path
         self.log_lock = threading.Lock()
 
     def log(self, client_id, scopes, outcome):
@@ -139,8 +252,7 @@ class Standin:
         """(status, JSON document, client id for the log, scopes for the log)"""
         client, log_id = self.authenticate(auth_header)
         try:
-            form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                                         strict_parsing=False)
+            form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
             form = {}
         scope_text = " ".join(form.get("scope", []))
@@ -238,28 +350,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
-    request_queue_size = 128
 
-    def __init__(self, path, standin, pid_file):
-        self.standin = standin
+    def __init__(self, sock, socket_path, pid_file, standin):
+        super().__init__(socket_path, Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock  # bound and listening since before the fork
+        self.socket_path = socket_path
+        self.socket_ino = os.stat(socket_path).st_ino
         self.pid_file = pid_file
-        self.socket_path = path
-        self.socket_ino = None
-        super().__init__(path, Handler)
-        self.socket_ino = os.stat(path).st_ino
-
-    def server_bind(self):
-        # A socket left by an instance that was killed would make bind fail.
-        try:
-            if os.path.exists(self.server_address) and not os.path.isfile(self.server_address):
-                os.unlink(self.server_address)
-        except OSError:
-            pass
-        old = os.umask(0o077)
-        try:
-            super().server_bind()
-        finally:
-            os.umask(old)
+        self.standin = standin
 
     def still_wanted(self):
         """False once the state directory no longer names this process: the
@@ -278,75 +377,22 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             raise SystemExit(0)
 
 
-def daemonize(pid_file):
-    """Forks; the child goes on in a session of its own. The parent returns
-    only when the child has written the pid file, then exits, so that the
-    caller finds the pid file and a listening socket once this has returned."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid > 0:
-        os.close(write_end)
-        ready = os.read(read_end, 1)
-        os._exit(0 if ready == b"1" else 1)
-    os.close(read_end)
-    os.setsid()
-    os.chdir("/")
-    tmp = f"{pid_file}.{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(tmp, pid_file)
-    os.write(write_end, b"1")
-    os.close(write_end)
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--socket", required=True, help="Unix socket to listen on")
-    p.add_argument("--pid-file", required=True)
-    p.add_argument("--clients", required=True, help="lines CLIENT_ID SECRET MODE LIFETIME")
-    p.add_argument("--grant-secret-file", required=True)
-    p.add_argument("--collection-id", required=True)
-    p.add_argument("--https-off-id", default="")
-    p.add_argument("--log", required=True, help="grant log (no secrets, no tokens)")
-    p.add_argument("--foreground", action="store_true", help="do not daemonize")
-    args = p.parse_args()
-
-    try:
-        standin = Standin(args)
-    except (OSError, ValueError) as e:
-        print(f"globus_standin: {e}", file=sys.stderr)
-        return 1
-    try:
-        server = Server(args.socket, standin, args.pid_file)
-    except OSError as e:
-        print(f"globus_standin: cannot listen on {args.socket}: {e.strerror or e}",
-              file=sys.stderr)
-        return 1
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
-    if args.foreground:
-        with open(args.pid_file, "w", encoding="ascii") as f:
-            f.write(f"{os.getpid()}\n")
-    else:
-        daemonize(args.pid_file)
+def serve(opts, clients, grant_secret, sock):
+    standin = Standin(clients, grant_secret, opts["collection-id"],
+                      opts.get("https-off-id", ""), opts["log"])
+    server = Server(sock, opts["socket"], opts["pid-file"], standin)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         try:
-            if os.stat(args.socket).st_ino == server.socket_ino:
-                os.unlink(args.socket)
+            if os.stat(opts["socket"]).st_ino == server.socket_ino:
+                os.unlink(opts["socket"])
         except OSError:
             pass
         try:
-            with open(args.pid_file, encoding="ascii") as f:
+            with open(opts["pid-file"], encoding="ascii") as f:
                 if f.read().strip() == str(os.getpid()):
-                    os.unlink(args.pid_file)
+                    os.unlink(opts["pid-file"])
         except OSError:
             pass
         server.server_close()
@@ -354,4 +400,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(*started))
