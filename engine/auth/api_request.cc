@@ -88,6 +88,8 @@ Status SendApiRequest(const GlobusServices& services, const ApiRequest& request,
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, request.body.c_str());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
                      static_cast<long>(request.body.size()));
+  } else if (request.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (request.method != "GET") {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }

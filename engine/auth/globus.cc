@@ -250,6 +250,10 @@ Status RequestClientTokens(const GlobusServices& services,
     if (!scope.empty()) scope += ' ';
     scope += s;
   }
+  if (services.log != nullptr) {
+    services.log->info("asking Globus Auth for a token of client {} for {}",
+                       client.client_id, scope);
+  }
   ApiRequest request;
   request.method = "POST";
   request.url = WithoutTrailingSlash(services.auth_url) + "/v2/oauth2/token";

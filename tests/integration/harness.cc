@@ -43,6 +43,17 @@ const Collection& TestCollection() {
     c.token_rw_file = env["FERRY_TOKEN_RW_FILE"];
     c.token_ro_file = env["FERRY_TOKEN_RO_FILE"];
     c.access_log = env["FERRY_COLLECTION_ACCESS_LOG"];
+    c.collection_id = env["FERRY_COLLECTION_ID"];
+    c.https_off_id = env["FERRY_HTTPS_OFF_COLLECTION_ID"];
+    c.auth_url = env["FERRY_AUTH_URL"];
+    c.transfer_url = env["FERRY_TRANSFER_URL"];
+    c.client_id = env["FERRY_CLIENT_ID"];
+    c.client_secret_file = env["FERRY_CLIENT_SECRET_FILE"];
+    c.short_client_id = env["FERRY_SHORT_CLIENT_ID"];
+    c.short_client_secret_file = env["FERRY_SHORT_CLIENT_SECRET_FILE"];
+    c.auth_log = env["FERRY_AUTH_LOG"];
+    c.elsewhere_url = env["FERRY_ELSEWHERE_URL"];
+    c.elsewhere_log = env["FERRY_ELSEWHERE_LOG"];
     return c;
   }();
   return collection;
@@ -72,9 +83,18 @@ RunResult RunFerryWhile(const std::vector<std::string>& args,
 
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("FERRY_TOKEN=", 0) != 0) {
-      env_strings.emplace_back(*e);
+    std::string_view var(*e);
+    bool dropped = false;
+    for (std::string_view name :
+         {"FERRY_TOKEN=", "FERRY_CLIENT_ID=", "FERRY_CLIENT_SECRET=",
+          "FERRY_TRANSFER_TOKEN=", "XDG_CACHE_HOME="}) {
+      dropped = dropped || var.rfind(name, 0) == 0;
     }
+    if (!dropped) env_strings.emplace_back(*e);
+  }
+  if (env.count("XDG_CACHE_HOME") == 0) {
+    env_strings.push_back("XDG_CACHE_HOME=" +
+                          (fs::path(FERRY_TEST_DIR) / "cache").string());
   }
   for (auto& [k, v] : env) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;

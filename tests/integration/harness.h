@@ -25,6 +25,20 @@ struct Collection {
   std::string token_rw_file;
   std::string token_ro_file;
   fs::path access_log;
+  // Its stand-ins for Globus Auth and the Transfer API.
+  std::string collection_id;
+  std::string https_off_id;  // a collection whose HTTPS is turned off
+  std::string auth_url;
+  std::string transfer_url;
+  std::string client_id;  // an application whose tokens last an hour
+  std::string client_secret_file;
+  std::string short_client_id;  // one whose tokens last four seconds
+  std::string short_client_secret_file;
+  fs::path auth_log;  // one line per grant asked for
+  // Another host (127.0.0.2) that the hook /_elsewhere/ redirects to, and
+  // its log, which says whether each request carried a token.
+  std::string elsewhere_url;
+  fs::path elsewhere_log;
 };
 const Collection& TestCollection();
 
@@ -34,8 +48,10 @@ struct RunResult {
   std::string err;  // standard error
 };
 
-// Runs the ferry program with `args` and waits for it. FERRY_TOKEN is
-// removed from its environment; `env` adds variables.
+// Runs the ferry program with `args` and waits for it. The variables that
+// carry credentials (FERRY_TOKEN, FERRY_CLIENT_ID, ...) are removed from
+// its environment, and XDG_CACHE_HOME points into the test folder, so that
+// no user's token cache is read or written; `env` adds variables.
 RunResult RunFerry(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env = {});
 // Runs ferry, sends it `signal` as soon as `ready()` holds, and waits.
