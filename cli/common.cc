@@ -24,7 +24,8 @@ void OnInterrupt(int signal) {
 
 void AddLogFlags(CLI::App* command, CommonFlags* flags) {
   command->add_flag("-v,--verbose", flags->verbosity,
-                    "More log lines (twice for debug)");
+                    "More log lines (twice for debug, three times for every "
+                    "request's header lines, credentials redacted)");
   command->add_flag("-q,--quiet", flags->quiet, "Errors only, no summary");
 }
 
