@@ -115,6 +115,19 @@ Status CheckPrivate(int fd, const std::string& path, std::string_view what) {
   return {};
 }
 
+// A field of a JSON object, or the empty value when it is missing or of
+// another type: the cache file and the servers' answers are not trusted to
+// be well formed.
+std::string StringField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+int64_t IntegerField(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
 std::optional<GrantedToken> TokenFromJson(const nlohmann::json& doc) {
   if (!doc.is_object()) return std::nullopt;
   auto token = doc.find("access_token");
@@ -125,8 +138,8 @@ std::optional<GrantedToken> TokenFromJson(const nlohmann::json& doc) {
   }
   GrantedToken out;
   out.access_token = token->get<std::string>();
-  out.resource_server = doc.value("resource_server", "");
-  out.scope = doc.value("scope", "");
+  out.resource_server = StringField(doc, "resource_server");
+  out.scope = StringField(doc, "scope");
   double seconds = std::max(0.0, expires->get<double>());
   out.expires_at =
       SystemClock::now() + std::chrono::seconds(static_cast<int64_t>(seconds));
@@ -197,13 +210,13 @@ Status LookUpCollection(const GlobusServices& services,
                      " has no https_server");
   }
   info->id = collection_id;
-  info->display_name = doc.value("display_name", "");
+  info->display_name = StringField(doc, "display_name");
   const auto& server = doc["https_server"];
   info->https_server.reset();
   if (server.is_string() && !server.get<std::string>().empty()) {
     info->https_server = server.get<std::string>();
   }
-  std::string entity = doc.value("entity_type", "");
+  std::string entity = StringField(doc, "entity_type");
   bool high_assurance = doc.contains("high_assurance") &&
                         doc["high_assurance"].is_boolean() &&
                         doc["high_assurance"].get<bool>();
@@ -379,8 +392,14 @@ Status ReadCacheFile(const std::string& path, nlohmann::json* doc) {
 class CacheLock {
  public:
   explicit CacheLock(const std::string& path) {
-    std::string dir = path.substr(0, path.rfind('/'));
-    if (!dir.empty()) mkdir(dir.c_str(), 0700);
+    // The folders above it too (~/.cache may not exist yet), each made
+    // private; folders that exist are left as they are.
+    size_t slash = path.rfind('/');
+    for (size_t at = path.find('/', 1);
+         slash != std::string::npos && at != std::string::npos && at <= slash;
+         at = path.find('/', at + 1)) {
+      mkdir(path.substr(0, at).c_str(), 0700);
+    }
     fd_ = open((path + ".lock").c_str(),
                O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd_ >= 0) flock(fd_, LOCK_EX);
@@ -411,11 +430,14 @@ Status TokenCache::Find(const std::string& key, std::chrono::seconds margin,
   auto entry = tokens->find(key);
   if (entry == tokens->end() || !entry->is_object()) return {};
   GrantedToken t;
-  t.access_token = entry->value("access_token", "");
-  t.resource_server = entry->value("resource_server", "");
-  t.scope = entry->value("scope", "");
-  t.expires_at = SystemClock::time_point(
-      std::chrono::seconds(entry->value("expires_at", int64_t{0})));
+  t.access_token = StringField(*entry, "access_token");
+  t.resource_server = StringField(*entry, "resource_server");
+  t.scope = StringField(*entry, "scope");
+  // Clamped to a time the clock can hold (the year 2242): a damaged value
+  // must not overflow it.
+  int64_t expires = std::clamp<int64_t>(IntegerField(*entry, "expires_at"), 0,
+                                        int64_t{1} << 33);
+  t.expires_at = SystemClock::time_point(std::chrono::seconds(expires));
   if (t.access_token.empty() || t.expires_at - margin <= SystemClock::now()) {
     return {};
   }
@@ -433,8 +455,7 @@ Status TokenCache::Store(const std::string& key,
   if (!tokens.is_object()) tokens = nlohmann::json::object();
   int64_t now = ToUnix(SystemClock::now());
   for (auto it = tokens.begin(); it != tokens.end();) {
-    bool expired =
-        !it->is_object() || it->value("expires_at", int64_t{0}) <= now;
+    bool expired = !it->is_object() || IntegerField(*it, "expires_at") <= now;
     it = expired ? tokens.erase(it) : std::next(it);
   }
   tokens[key] = {{"access_token", token.access_token},
@@ -442,7 +463,8 @@ Status TokenCache::Store(const std::string& key,
                  {"scope", token.scope},
                  {"expires_at", ToUnix(token.expires_at)}};
   std::string text = doc.dump(1) + "\n";
-  std::string temp = path_ + ".XXXXXX";
+  // mkostemp replaces the template's last six characters.
+  std::string temp = path_ + "." + std::string(6, 'X');
   int fd = mkostemp(temp.data(), O_CLOEXEC);  // mode 0600
   if (fd < 0) return ErrorFromErrno(errno, "token cache " + temp);
   size_t done = 0;

@@ -159,6 +159,43 @@ TEST(TokenCacheFile, RefusesACacheOthersCanRead) {
   fs::remove_all(dir);
 }
 
+TEST(TokenCacheFile, MakesTheFoldersAboveIt) {
+  fs::path dir = testing::MakeScratchDir("globus");
+  // As on a fresh machine, where ~/.cache does not exist yet.
+  TokenCache cache(
+      (dir / "home" / ".cache" / "ferry" / "tokens.json").string());
+  ASSERT_TRUE(cache.Store("k", TokenFor("t", seconds(3600))).ok());
+  std::optional<GrantedToken> found;
+  ASSERT_TRUE(cache.Find("k", seconds(60), &found).ok());
+  ASSERT_TRUE(found.has_value());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "home" / ".cache").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+  fs::remove_all(dir);
+}
+
+TEST(TokenCacheFile, EntriesOfTheWrongShapeAreSkipped) {
+  fs::path dir = testing::MakeScratchDir("globus");
+  fs::path path = dir / "tokens.json";
+  WriteWithMode(path,
+                R"({"tokens":{"a":{"access_token":5,"expires_at":"x"},)"
+                R"("b":{"access_token":"t","expires_at":9999999999,)"
+                R"("scope":5,"resource_server":null},"c":7}})",
+                0600);
+  TokenCache cache(path.string());
+  std::optional<GrantedToken> found;
+  ASSERT_TRUE(cache.Find("a", seconds(60), &found).ok());
+  EXPECT_FALSE(found.has_value());
+  ASSERT_TRUE(cache.Find("b", seconds(60), &found).ok());
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->access_token, "t");
+  EXPECT_EQ(found->scope, "");
+  ASSERT_TRUE(cache.Store("d", TokenFor("t-d", seconds(3600))).ok());
+  ASSERT_TRUE(cache.Find("d", seconds(60), &found).ok());
+  EXPECT_TRUE(found.has_value());
+  fs::remove_all(dir);
+}
+
 TEST(TokenCacheFile, KeysDoNotDependOnScopeOrder) {
   EXPECT_EQ(TokenCacheKey("c", {"b", "a"}), TokenCacheKey("c", {"a", "b"}));
   EXPECT_NE(TokenCacheKey("c", {"a"}), TokenCacheKey("d", {"a"}));
