@@ -81,7 +81,7 @@ bool Authenticator::HasClient() const {
   return !flags_.client_id.empty() || !Environment(kClientIdVariable).empty();
 }
 
-Status Authenticator::Client(ClientCredentials* client) {
+Status Authenticator::Check() const {
   if (!flags_.client_secret_argument.empty()) {
     return UsageError(
         "--client-secret is refused: every user of this machine can read a "
@@ -89,6 +89,10 @@ Status Authenticator::Client(ClientCredentials* client) {
         "(--client-secret-file) or in $FERRY_CLIENT_SECRET, and consider "
         "the one just given as seen");
   }
+  return {};
+}
+
+Status Authenticator::Client(ClientCredentials* client) {
   client->client_id = !flags_.client_id.empty()
                           ? flags_.client_id
                           : Environment(kClientIdVariable);
@@ -351,6 +355,7 @@ Command AddResolveCommand(CLI::App& app) {
         WarnInsecure(*cmd, *log);
         Authenticator auth(cmd->auth, cmd->common, cmd->ca_file, cmd->insecure,
                            log.get());
+        if (Status s = auth.Check(); !s.ok()) return Refused(*log, s.error());
         if (cmd->target.rfind("https://", 0) == 0 ||
             cmd->target.rfind("http://", 0) == 0) {
           std::string id;
@@ -390,6 +395,8 @@ Command AddTokenCommand(CLI::App& app) {
             WarnInsecure(*cmd, *log);
             Authenticator auth(cmd->auth, cmd->common, cmd->ca_file,
                                cmd->insecure, log.get());
+            if (Status s = auth.Check(); !s.ok())
+              return Refused(*log, s.error());
             std::string text;
             if (Status s = auth.GrantedCollectionToken(cmd->target, &text);
                 !s.ok()) {

@@ -50,6 +50,10 @@ class Authenticator {
   Authenticator(const AuthFlags& flags, const CommonFlags& common,
                 std::string ca_file, bool insecure, spdlog::logger* log);
 
+  // Refuses what must never be accepted whatever else is given: a secret
+  // among the arguments. Commands ask first.
+  Status Check() const;
+
   // The base URL: `url` itself, or the https_server of --collection with
   // `url` (then a folder starting with '/', or empty) below it.
   Status ResolveBaseUrl(const std::string& url, std::string* base_url);

@@ -38,6 +38,9 @@ struct RunCommand {
     }
     Authenticator authenticator(auth, flags, options.ca_file, options.insecure,
                                 log.get());
+    if (Status s = authenticator.Check(); !s.ok()) {
+      return Refused(*log, s.error());
+    }
     if (Status s = authenticator.ResolveBaseUrl(url, &options.base_url);
         !s.ok()) {
       return Refused(*log, s.error());

@@ -252,6 +252,22 @@ TEST_F(Auth, TheSecretMayComeFromTheEnvironmentButNotFromAnArgument) {
       << r.err;
   ExpectNoSecrets(r, {secret_});
   EXPECT_FALSE(fs::exists(dest_));
+
+  // Refused whatever else is given: with a token file, or for resolve.
+  r = RunFerry(Join({GetArgs(manifest),
+                     {"--token-file", TestCollection().token_ro_file,
+                      "--client-secret", secret_}}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--client-secret is refused"), std::string::npos)
+      << r.err;
+  r = RunFerry(Join({{"resolve", TestCollection().collection_id},
+                     Services(),
+                     Ca(),
+                     {"--client-secret", secret_}}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--client-secret is refused"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dest_));
 }
 
 TEST_F(Auth, ASecretFileOthersCanReadIsRefused) {
