@@ -231,6 +231,11 @@ Status Authenticator::GrantSource(const std::string& collection_id,
     if (info.needs_data_access) {
       options.scopes.push_back(DataAccessScope(collection_id));
     }
+  } else if (s.error().code() == ErrorCode::kUsage ||
+             s.error().code() == ErrorCode::kAuth) {
+    // A bad or unknown id, a refused client, an unusable cache: the grant
+    // below would fail the same way.
+    return s;
   } else {
     log_->warn(
         "cannot tell whether collection {} needs the data_access scope ({}); "

@@ -159,6 +159,14 @@ TEST_F(Auth, AnUnknownCollectionIdIsABadArgument) {
       Join({{"resolve", "not-a-collection"}, Services(), Ca(), Client()}));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("is not a collection id"), std::string::npos) << r.err;
+
+  // Nor does a token come for either: Globus Auth is not asked.
+  for (const std::string& id : {unknown, std::string("not-a-collection")}) {
+    r = RunFerry(Join(
+        {{"token", "--collection", id, "-v"}, Services(), Ca(), Client()}));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err.find("/https"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(Auth, LearnsTheCollectionIdOfAUrl) {
