@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "transport/curl_errors.h"
+#include "transport/probe.h"
 #include "transport/trace.h"
 
 namespace ferry {
@@ -72,13 +73,7 @@ Status SendApiRequest(const GlobusServices& services, const ApiRequest& request,
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
   curl_easy_setopt(e, CURLOPT_TIMEOUT, kTimeoutSeconds);
-  if (!services.ca_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, services.ca_file.c_str());
-  }
-  if (services.insecure) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
+  SetTlsOptions(e, services.ca_file, services.insecure);
   if (services.trace && services.log != nullptr) {
     EnableHttpTrace(e, services.log);
   }

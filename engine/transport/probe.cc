@@ -52,16 +52,18 @@ void SetConnectionOptions(CURL* e, const RunOptions& options) {
       e, CURLOPT_HTTP_VERSION,
       options.http1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
-  if (!options.ca_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_file.c_str());
-  }
-  if (options.insecure) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
+  SetTlsOptions(e, options.ca_file, options.insecure);
   if (options.trace_http) {
     EnableHttpTrace(e, options.logger ? options.logger.get()
                                       : spdlog::default_logger_raw());
+  }
+}
+
+void SetTlsOptions(CURL* e, const std::string& ca_file, bool insecure) {
+  if (!ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file.c_str());
+  if (insecure) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
 }
 

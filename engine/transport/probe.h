@@ -15,6 +15,10 @@ namespace ferry {
 // TLS, protocol, timeouts and redirects: the same for every handle.
 void SetConnectionOptions(CURL* easy, const RunOptions& options);
 
+// Certificate checks: `ca_file` adds CA certificates when not empty;
+// `insecure` turns verification off.
+void SetTlsOptions(CURL* easy, const std::string& ca_file, bool insecure);
+
 // What the collection said to an OPTIONS request on the base URL.
 struct Capabilities {
   bool answered = false;  // a 2xx answer came
