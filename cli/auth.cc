@@ -329,18 +329,11 @@ struct ServiceCommand {
 void AddServiceOptions(CLI::App* app, ServiceCommand* cmd, bool collection) {
   AddAuthOptions(app, &cmd->auth, collection);
   app->add_option("--ca-file", cmd->ca_file,
-                  "CA certificates for the collection and the Globus APIs");
+                  "CA certificates for the collection and the Globus APIs, "
+                  "besides the system's");
   app->add_flag("--insecure", cmd->insecure,
                 "Do not verify TLS certificates (unsafe)");
   AddLogFlags(app, &cmd->common);
-}
-
-void WarnInsecure(const ServiceCommand& cmd, spdlog::logger& log) {
-  if (cmd.insecure) {
-    log.warn(
-        "--insecure: certificates are NOT checked; anyone on the path can "
-        "read the tokens");
-  }
 }
 
 }  // namespace
@@ -357,7 +350,7 @@ Command AddResolveCommand(CLI::App& app) {
   return {
       resolve, [cmd] {
         auto log = MakeLogger(cmd->common);
-        WarnInsecure(*cmd, *log);
+        if (cmd->insecure) WarnInsecure();
         Authenticator auth(cmd->auth, cmd->common, cmd->ca_file, cmd->insecure,
                            log.get());
         if (Status s = auth.Check(); !s.ok()) return Refused(*log, s.error());
@@ -397,7 +390,7 @@ Command AddTokenCommand(CLI::App& app) {
   AddServiceOptions(token, cmd.get(), /*collection=*/true);
   return {token, [cmd] {
             auto log = MakeLogger(cmd->common);
-            WarnInsecure(*cmd, *log);
+            if (cmd->insecure) WarnInsecure();
             Authenticator auth(cmd->auth, cmd->common, cmd->ca_file,
                                cmd->insecure, log.get());
             if (Status s = auth.Check(); !s.ok())

@@ -1,11 +1,12 @@
 #include "common.h"
 
+#include <ferry/globus.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
 
 namespace ferry::cli {
 namespace {
@@ -48,21 +49,7 @@ std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags) {
 }
 
 Status ReadTokenFile(const std::string& path, std::string* token) {
-  std::ifstream in(path);
-  if (!in) {
-    return Error(ErrorCode::kUsage, RetryClass::kStopRun,
-                 "cannot read token file " + path);
-  }
-  std::getline(in, *token);
-  auto first = token->find_first_not_of(" \t\r\n");
-  auto last = token->find_last_not_of(" \t\r\n");
-  *token =
-      first == std::string::npos ? "" : token->substr(first, last - first + 1);
-  if (token->empty()) {
-    return Error(ErrorCode::kUsage, RetryClass::kStopRun,
-                 "token file " + path + " is empty");
-  }
-  return {};
+  return ReadPrivateFile(path, "token file", token);
 }
 
 bool LoadToken(const CommonFlags& flags, spdlog::logger& log,
@@ -81,6 +68,14 @@ bool LoadToken(const CommonFlags& flags, spdlog::logger& log,
         kTokenVariable);
   }
   return true;
+}
+
+void WarnInsecure() {
+  std::fprintf(stderr,
+               "ferry: warning: --insecure: TLS certificates (the "
+               "collection's and the Globus APIs') are NOT checked; anyone "
+               "on the path can read the token and secret and change the "
+               "data\n");
 }
 
 const std::atomic<bool>* CatchInterrupts() {

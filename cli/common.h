@@ -41,13 +41,17 @@ void AddProgressFlags(CLI::App* command, CommonFlags* flags);
 std::shared_ptr<spdlog::logger> MakeLogger(const CommonFlags& flags);
 
 // Reads a bearer token: the first line of `path`, without surrounding
-// blanks.
+// blanks. Like a client secret, it must be a file only its owner can read.
 Status ReadTokenFile(const std::string& path, std::string* token);
 
 // The bearer token: --token-file, else $FERRY_TOKEN, else none (with a
 // warning). False, with the problem logged, when the file is unusable.
 bool LoadToken(const CommonFlags& flags, spdlog::logger& log,
                std::string* token);
+
+// Says on stderr, even with -q, that --insecure turned certificate checks
+// off: a run must never pass for safe that is not.
+void WarnInsecure();
 
 // Catches SIGINT and SIGTERM; the returned flag is set by the first one.
 const std::atomic<bool>* CatchInterrupts();

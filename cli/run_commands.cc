@@ -31,11 +31,7 @@ struct RunCommand {
     auto log = MakeLogger(flags);
     options.logger = log;
     options.trace_http = flags.verbosity >= 3;
-    if (options.insecure) {
-      log->warn(
-          "--insecure: the collection's certificate is NOT checked; "
-          "anyone on the path can read the token and change the data");
-    }
+    if (options.insecure) WarnInsecure();
     Authenticator authenticator(auth, flags, options.ca_file, options.insecure,
                                 log.get());
     if (Status s = authenticator.Check(); !s.ok()) {
@@ -131,7 +127,8 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
                   "one granted to --client-id)");
   AddAuthOptions(app, &cmd->auth, /*collection=*/true);
   app->add_option("--ca-file", o.ca_file,
-                  "CA certificates for the collection's TLS certificate");
+                  "CA certificates for the collection and the Globus APIs, "
+                  "besides the system's");
   app->add_option("--report", o.report,
                   "Write one JSON line per file to this file");
   app->add_option("--streams", o.streams, "Requests in flight at once")
@@ -186,7 +183,8 @@ std::shared_ptr<RunCommand> AddRunOptions(CLI::App* app, Operation op) {
       ->capture_default_str()
       ->check(CLI::Range(0, 31 * 86400));
   app->add_flag("--insecure", o.insecure,
-                "Do not verify the collection's TLS certificate (unsafe)");
+                "Do not verify TLS certificates, the collection's or the "
+                "Globus APIs' (unsafe)");
   AddProgressFlags(app, &cmd->flags);
   AddLogFlags(app, &cmd->flags);
   return cmd;

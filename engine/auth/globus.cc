@@ -307,7 +307,9 @@ Status RequestClientTokens(const GlobusServices& services,
 
 Status ReadPrivateFile(const std::string& path, std::string_view what,
                        std::string* secret) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // Not blocking, so that a FIFO or a device given by mistake is refused
+  // by the check below instead of hanging on open.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     Error e = ErrorFromErrno(errno, std::string(what) + " " + path);
     return Error(ErrorCode::kUsage, RetryClass::kStopRun, e.message());
@@ -365,7 +367,7 @@ namespace {
 // Reads the cache's JSON from `path`; an empty object when there is none.
 Status ReadCacheFile(const std::string& path, nlohmann::json* doc) {
   *doc = nlohmann::json::object();
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return {};
     return ErrorFromErrno(errno, "token cache " + path);

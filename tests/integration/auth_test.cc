@@ -296,6 +296,37 @@ TEST_F(Auth, ASecretFileOthersCanReadIsRefused) {
       << "the secret went to Globus Auth all the same: " << r.err;
 }
 
+TEST_F(Auth, ATokenFileOthersCanReadIsRefused) {
+  std::string manifest = ServeFiles(1, 100);
+  fs::path loose = work_ / "loose-token";
+  std::string token = FirstLine(TestCollection().token_ro_file);
+  WriteFile(loose, token + "\n");
+  ASSERT_EQ(::chmod(loose.c_str(), 0640), 0);
+  RunResult r =
+      RunFerry(Join({GetArgs(manifest), {"--token-file", loose.string()}}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("mode 0640"), std::string::npos) << r.err;
+  ExpectNoSecrets(r, {token});
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
+// A pipe in place of a secret would block a reader forever; it is refused.
+TEST_F(Auth, APipeForASecretIsRefusedAtOnce) {
+  std::string manifest = ServeFiles(1, 100);
+  fs::path pipe = work_ / "pipe";
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  RunResult r = RunFerry(Join({GetById(manifest),
+                               Services(),
+                               {"--client-id", TestCollection().client_id,
+                                "--client-secret-file", pipe.string()}}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("is not a file"), std::string::npos) << r.err;
+  r = RunFerry(Join({GetArgs(manifest), {"--token-file", pipe.string()}}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("is not a file"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dest_));
+}
+
 TEST_F(Auth, ATokenCacheOthersCanReadIsRefused) {
   std::string manifest = ServeFiles(1, 100);
   WriteFile(cache_, "{}\n");

@@ -76,6 +76,8 @@ class Chaos : public CollectionTest {
   }
   fs::path OldTokenFile() const {
     WriteFile(work_ / "token", "old-token\n");
+    fs::permissions(work_ / "token",
+                    fs::perms::owner_read | fs::perms::owner_write);
     return work_ / "token";
   }
 };
@@ -412,6 +414,12 @@ TEST_F(Chaos, ACertificateForAnotherNameIsRefusedUnlessChecksAreOff) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("NOT checked"), std::string::npos) << r.err;
   ExpectSameTree();
+
+  // Quiet runs are told too.
+  fs::remove_all(dest_);
+  r = RunFerry(Through(proxy, manifest, {"--insecure", "-q"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("NOT checked"), std::string::npos) << r.err;
 }
 
 TEST_F(Chaos, ACutUploadIsSentAgainWhole) {
