@@ -2,8 +2,10 @@
 
 #include <sys/prctl.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace ferry::cli {
 namespace {
@@ -88,6 +90,15 @@ Status Authenticator::Check() const {
         "command's arguments. Put the secret in a file only you can read "
         "(--client-secret-file) or in $FERRY_CLIENT_SECRET, and consider "
         "the one just given as seen");
+  }
+  for (const auto& [option, url] :
+       {std::pair{"--auth-url", &flags_.auth_url},
+        std::pair{"--transfer-url", &flags_.transfer_url}}) {
+    if (url->rfind("https://", 0) != 0) {
+      return UsageError(std::string(option) + " " + *url +
+                        " is refused: only https:// URLs are asked, since "
+                        "secrets and tokens must not travel in clear");
+    }
   }
   return {};
 }
@@ -336,6 +347,16 @@ void AddServiceOptions(CLI::App* app, ServiceCommand* cmd, bool collection) {
   AddLogFlags(app, &cmd->common);
 }
 
+// Prints the answer for a script; a stdout that takes nothing (a full
+// disk, a closed pipe) fails the command rather than pass for an answer.
+int PrintLine(const std::string& line, spdlog::logger& log) {
+  if (std::printf("%s\n", line.c_str()) < 0 || std::fflush(stdout) != 0) {
+    log.error("cannot write to standard output: {}", std::strerror(errno));
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 Command AddResolveCommand(CLI::App& app) {
@@ -360,8 +381,7 @@ Command AddResolveCommand(CLI::App& app) {
           if (Status s = auth.IdOfUrl(cmd->target, &id); !s.ok()) {
             return Refused(*log, s.error());
           }
-          std::printf("%s\n", id.c_str());
-          return kExitOk;
+          return PrintLine(id, *log);
         }
         CollectionInfo info;
         if (Status s = auth.LookUp(cmd->target, &info); !s.ok()) {
@@ -374,8 +394,7 @@ Command AddResolveCommand(CLI::App& app) {
               info.display_name.empty() ? "" : " (" + info.display_name + ")");
           return kExitFailed;
         }
-        std::printf("%s\n", info.https_server->c_str());
-        return kExitOk;
+        return PrintLine(*info.https_server, *log);
       }};
 }
 
@@ -385,9 +404,11 @@ Command AddTokenCommand(CLI::App& app) {
       "token",
       "Print a token for a collection, granted to an application (from the "
       "cache while it is good for a minute more), on stdout only");
-  token->add_option("--at", cmd->target,
-                    "A URL on the collection, whose id is learned from it");
+  CLI::Option* at =
+      token->add_option("--at", cmd->target,
+                        "A URL on the collection, whose id is learned from it");
   AddServiceOptions(token, cmd.get(), /*collection=*/true);
+  at->excludes(token->get_option("--collection"));
   return {token, [cmd] {
             auto log = MakeLogger(cmd->common);
             if (cmd->insecure) WarnInsecure();
@@ -400,8 +421,7 @@ Command AddTokenCommand(CLI::App& app) {
                 !s.ok()) {
               return Refused(*log, s.error());
             }
-            std::printf("%s\n", text.c_str());
-            return std::fflush(stdout) == 0 ? kExitOk : kExitFailed;
+            return PrintLine(text, *log);
           }};
 }
 

@@ -169,6 +169,21 @@ TEST_F(Auth, AnUnknownCollectionIdIsABadArgument) {
   }
 }
 
+TEST_F(Auth, GlobusServicesInClearAreRefused) {
+  std::string clear = "http://" + TestCollection().auth_url.substr(8);
+  RunResult r = RunFerry(
+      Join({{"token", "--collection", TestCollection().collection_id},
+            Ca(),
+            Client(),
+            {"--auth-url", clear, "--transfer-url",
+             TestCollection().transfer_url, "--token-cache", cache_}}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--auth-url " + clear + " is refused"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
 TEST_F(Auth, LearnsTheCollectionIdOfAUrl) {
   Serve("file.txt", "hello");
   RunResult r =
