@@ -117,9 +117,8 @@ void Report::PrintProgress(std::chrono::steady_clock::time_point now) {
   uint64_t done =
       summary_.ok + summary_.skipped + summary_.absent + summary_.failed;
   std::string line = fmt::format(
-      "ferry: {}/{} files, {} {}, {}/s, {} failed, {:.0f} s", done,
-      summary_.files, HumanBytes(static_cast<double>(moved_)),
-      summary_.op == Operation::kPut ? "sent" : "received",
+      "ferry: {}/{} files, {} over the network, {}/s, {} failed, {:.0f} s",
+      done, summary_.files, HumanBytes(static_cast<double>(moved_)),
       HumanBytes(elapsed > 0 ? static_cast<double>(moved_) / elapsed : 0),
       summary_.failed, elapsed);
   std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
@@ -170,9 +169,10 @@ std::string RunSummary::ToText() const {
                         HumanBytes(static_cast<double>(bytes)), seconds,
                         HumanBytes(rate),
                         seconds > 0 ? static_cast<double>(ok) / seconds : 0);
+    // Both ways: an upload that checks the collection's copies reads them.
     if (moved != bytes) {
-      text += fmt::format(" ({} {})", HumanBytes(static_cast<double>(moved)),
-                          op == Operation::kPut ? "sent" : "received");
+      text += fmt::format(" ({} over the network)",
+                          HumanBytes(static_cast<double>(moved)));
     }
   } else {
     text += fmt::format(
