@@ -514,6 +514,25 @@ bool TransferLoop::HasRoom() const {
          in_flight < static_cast<size_t>(concurrency_.limit());
 }
 
+// Whether fewer requests are in flight than the run has connections, a
+// split file not yet under way counting as the streams it will take. Only
+// then do ranges pay: a file alone on its stream is held to one stream's
+// window (and, over HTTP/1.1, to one connection), while many transfers
+// already fill the connections, and ranges cost the file's reading back
+// for its digest.
+bool TransferLoop::FewInFlight() const {
+  size_t busy = streams_.size() - idle_streams_.size();
+  for (const auto& [id, split] : splits_) {
+    if (split->next == 0 && !split->whole && !split->error) {
+      busy += static_cast<size_t>(std::max(1, options_.streams_per_file));
+    }
+  }
+  const size_t connections =
+      options_.http1 ? static_cast<size_t>(concurrency_.limit())
+                     : static_cast<size_t>(std::max(1, options_.connections));
+  return busy < connections;
+}
+
 bool TransferLoop::Finished() const {
   bool no_more_jobs =
       (plan_done_ && delayed_.empty() && unblocked_.empty()) || stopping_;
@@ -641,8 +660,11 @@ void TransferLoop::Admit(Clock::time_point now) {
     }
     if (job->in_ranges && job->step == Step::kGet && !ranges_refused_ &&
         !job->kept) {
-      StartSplit(std::move(*job));
-      continue;
+      if (FewInFlight()) {
+        StartSplit(std::move(*job));
+        continue;
+      }
+      job->in_ranges = false;  // other transfers keep the connections busy
     }
     if (!limiter_.MayStart(now)) {
       unblocked_.push_front(std::move(*job));  // first when the limit allows

@@ -103,6 +103,7 @@ class TransferLoop {
   bool PauseForRate(Stream& s, size_t bytes);
   // A stream is free and the concurrency limit allows one more transfer.
   bool HasRoom() const;
+  bool FewInFlight() const;
   void ResumeRatePaused(Clock::time_point now);
   int PollTimeoutMs(Clock::time_point now);
 

@@ -78,6 +78,25 @@ TEST_F(Ranges, ALargeFileArrivesInRangesAndVerified) {
   }
 }
 
+// Ranges are for a file that would otherwise be alone on its stream: while
+// other transfers fill the connections, large files go whole.
+TEST_F(Ranges, LargeFilesAmongBusyConnectionsGoWhole) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 4; ++i) {
+    const std::string data = RandomBytes(5u << 20, 20 + i);
+    Serve("f" + std::to_string(i), data);
+    lines.push_back(Line("f" + std::to_string(i), data));
+  }
+  RunResult r = Get(Manifest(lines), {"--connections", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  EXPECT_EQ(RangesOf("f0").size(), 5u) << "the first file met idle connections";
+  int whole = 0;
+  for (int i = 1; i < 4; ++i)
+    whole += RangesOf("f" + std::to_string(i)).empty();
+  EXPECT_GE(whole, 1) << "every large file went in ranges";
+}
+
 // O_DIRECT writes whole blocks: a size that is not a multiple of one is
 // padded on disk and cut back before the hash and the rename.
 TEST_F(Ranges, WrittenPastThePageCacheTheFileIsExact) {
