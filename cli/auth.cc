@@ -199,6 +199,24 @@ Status Authenticator::IdOfUrl(const std::string& url, std::string* id) {
   return CollectionIdOfUrl(services_, url, id);
 }
 
+Status Authenticator::ConfirmServer(const std::string& url,
+                                    const std::string& id) {
+  CollectionInfo info;
+  if (Status s = LookUp(id, &info); !s.ok()) {
+    return Error(s.error().code(), RetryClass::kStopRun,
+                 url + " says it is collection " + id +
+                     ", which cannot be confirmed: " + s.error().message());
+  }
+  if (!info.https_server || !SameServer(*info.https_server, url)) {
+    return UsageError(
+        url + " says it is collection " + id + ", but that collection is " +
+        (info.https_server ? "at " + *info.https_server
+                           : std::string("not served over HTTPS")) +
+        "; no token for it goes to another server");
+  }
+  return {};
+}
+
 Status Authenticator::ResolveBaseUrl(const std::string& url,
                                      std::string* base_url) {
   if (flags_.collection.empty()) {
@@ -298,6 +316,7 @@ Status Authenticator::CollectionAccess(const std::string& base_url,
                    "learned from its URL: " +
                        s.error().message() + "; give --collection ID");
     }
+    if (Status s = ConfirmServer(base_url, id); !s.ok()) return s;
     log_->info("{} is collection {}", base_url, id);
   }
   access->collection_id = id;
@@ -318,6 +337,7 @@ Status Authenticator::GrantedCollectionToken(const std::string& url,
   if (id.empty()) {
     if (url.empty()) return UsageError("give --collection ID or --at URL");
     if (Status s = IdOfUrl(url, &id); !s.ok()) return s;
+    if (Status s = ConfirmServer(url, id); !s.ok()) return s;
   }
   std::shared_ptr<ClientTokenSource> source;
   if (Status s = GrantSource(id, &source); !s.ok()) return s;

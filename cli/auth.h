@@ -74,6 +74,11 @@ class Authenticator {
   // The id of the collection serving `url`.
   Status IdOfUrl(const std::string& url, std::string* id);
 
+  // Whether the Transfer API places collection `id` on the server of
+  // `url`. Any server can name any collection in its login redirect, so
+  // an id learned that way earns no token until this holds.
+  Status ConfirmServer(const std::string& url, const std::string& id);
+
   const GlobusServices& services() const { return services_; }
 
  private:

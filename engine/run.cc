@@ -18,6 +18,7 @@
 #include "disk/disk_reader.h"
 #include "disk/disk_writer.h"
 #include "disk/journal.h"
+#include "ferry/globus.h"
 #include "ferry/manifest.h"
 #include "plan/planner.h"
 #include "report/report.h"
@@ -62,11 +63,9 @@ Status CheckBaseUrl(const std::string& url) {
 
 // A bearer token is sent in a header: visible ASCII only.
 Status CheckToken(const std::string& token) {
-  for (unsigned char c : token) {
-    if (c <= 0x20 || c >= 0x7f) {
-      return UsageError(
-          "the token holds a space, control byte or non-ASCII byte");
-    }
+  if (!token.empty() && !IsHeaderSafeToken(token)) {
+    return UsageError(
+        "the token holds a space, control byte or non-ASCII byte");
   }
   return {};
 }

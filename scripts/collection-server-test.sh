@@ -346,14 +346,16 @@ client_id=$(env_of FERRY_CLIENT_ID)
 client_secret=$(cat "$(env_of FERRY_CLIENT_SECRET_FILE)")
 short_id=$(env_of FERRY_SHORT_CLIENT_ID)
 short_secret=$(cat "$(env_of FERRY_SHORT_CLIENT_SECRET_FILE)")
+instant_id=$(env_of FERRY_INSTANT_CLIENT_ID)
+instant_secret=$(cat "$(env_of FERRY_INSTANT_CLIENT_SECRET_FILE)")
 off_id=$(env_of FERRY_HTTPS_OFF_COLLECTION_ID)
-expect "four distinct ids: two clients, two collections" 4 \
-  "$(printf '%s\n' "$client_id" "$short_id" "$off_id" "$collection_id" | sort -u | wc -l)"
-expect "clients.txt has both clients, rw, 3600 s and 4 s" \
-  "$client_id $client_secret rw 3600|$short_id $short_secret rw 4" \
+expect "five distinct ids: three clients, two collections" 5 \
+  "$(printf '%s\n' "$client_id" "$short_id" "$instant_id" "$off_id" "$collection_id" | sort -u | wc -l)"
+expect "clients.txt has the three clients, rw, 3600 s, 4 s and 1 s" \
+  "$client_id $client_secret rw 3600|$short_id $short_secret rw 4|$instant_id $instant_secret rw 1" \
   "$(grep -v '^#' "$state/clients.txt" | paste -sd '|')"
 for f in clients.txt grant-secret nginx.conf "client-$client_id.secret" \
-  "client-$short_id.secret"; do
+  "client-$short_id.secret" "client-$instant_id.secret"; do
   expect "$f is private (0600)" 600 "$(stat -c %a "$state/$f")"
 done
 
@@ -590,6 +592,12 @@ check "elsewhere log: auth=absent without a token" \
 check "elsewhere log: auth=present with one" \
   wait_for_line "$elsewhere_log" '"GET /with-token HTTP/[0-9.]+" 200 auth=present$'
 check "elsewhere log holds no token" not_in_file "$grant_rw" "$elsewhere_log"
+out=$(c -o /dev/null -w '%{http_code} %{redirect_url}' "$elsewhere/_impostor/f")
+expect "/_impostor/ on the elsewhere server: 302 to the collection's login" \
+  "302 $base/_login/authorize?client_id=$collection_id" "${out%%&*}"
+out=$(c "${xrw[@]}" -w ' %{http_code}' "$elsewhere/_impostor/f")
+expect "/_impostor/ answers scripts" "impostor
+ 200" "$out"
 
 # By now the short-lived tokens have expired, or nearly.
 short_expires=${short_token#g1.*.rw.}

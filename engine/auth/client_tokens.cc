@@ -21,6 +21,12 @@ std::chrono::seconds RenewMargin(std::chrono::seconds lifetime) {
                     std::chrono::seconds(300));
 }
 
+// Tokens are renewed at most this often, whatever they say of their
+// lifetime: one that lasts a second (or none) must not have Globus Auth
+// asked in a tight loop. A token that expires sooner is renewed on demand
+// when the collection refuses it.
+constexpr std::chrono::seconds kMinRenewInterval(2);
+
 // A cached token is used only when it has this much left.
 constexpr std::chrono::seconds kCacheMargin(60);
 
@@ -82,7 +88,8 @@ struct ClientTokenSource::State {
     while (!stop) {
       auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(
           token.expires_at - obtained);
-      auto due = std::max(token.expires_at - RenewMargin(lifetime), retry_at);
+      auto due = std::max({token.expires_at - RenewMargin(lifetime), retry_at,
+                           obtained + kMinRenewInterval});
       if (wake.wait_until(lock, due, [&] { return stop; })) break;
       if (SystemClock::now() < due) continue;
       uint64_t seen = generation;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -132,8 +133,9 @@ std::optional<GrantedToken> TokenFromJson(const nlohmann::json& doc) {
   if (!doc.is_object()) return std::nullopt;
   auto token = doc.find("access_token");
   auto expires = doc.find("expires_in");
-  if (token == doc.end() || !token->is_string() || expires == doc.end() ||
-      !expires->is_number()) {
+  if (token == doc.end() || !token->is_string() ||
+      !IsHeaderSafeToken(token->get_ref<const std::string&>()) ||
+      expires == doc.end() || !expires->is_number()) {
     return std::nullopt;
   }
   GrantedToken out;
@@ -156,6 +158,41 @@ std::string HttpsScope(std::string_view collection_id) {
 std::string DataAccessScope(std::string_view collection_id) {
   return "https://auth.globus.org/scopes/" + std::string(collection_id) +
          "/data_access";
+}
+
+bool IsHeaderSafeToken(std::string_view token) {
+  return !token.empty() &&
+         std::all_of(token.begin(), token.end(),
+                     [](unsigned char c) { return c > 0x20 && c < 0x7f; });
+}
+
+bool SameServer(const std::string& a, const std::string& b) {
+  auto server = [](const std::string& url, std::string* out) {
+    std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(
+        curl_url(), &curl_url_cleanup);
+    if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) !=
+                       CURLUE_OK) {
+      return false;
+    }
+    out->clear();
+    for (auto [part, flags] :
+         {std::pair{CURLUPART_SCHEME, 0u}, std::pair{CURLUPART_HOST, 0u},
+          std::pair{CURLUPART_PORT, unsigned{CURLU_DEFAULT_PORT}}}) {
+      char* text = nullptr;
+      if (curl_url_get(parsed.get(), part, &text, flags) != CURLUE_OK) {
+        return false;
+      }
+      for (const char* c = text; *c != '\0'; ++c) {
+        out->push_back(
+            static_cast<char>(std::tolower(static_cast<unsigned char>(*c))));
+      }
+      out->push_back(' ');
+      curl_free(text);
+    }
+    return true;
+  };
+  std::string server_a, server_b;
+  return server(a, &server_a) && server(b, &server_b) && server_a == server_b;
 }
 
 bool IsCollectionId(std::string_view text) {
@@ -292,7 +329,7 @@ Status RequestClientTokens(const GlobusServices& services,
   auto first = TokenFromJson(doc);
   if (!first) {
     return AuthError(
-        "Globus Auth's answer holds no access_token and "
+        "Globus Auth's answer holds no usable access_token and "
         "expires_in");
   }
   tokens->push_back(*first);
@@ -440,7 +477,10 @@ Status TokenCache::Find(const std::string& key, std::chrono::seconds margin,
   int64_t expires = std::clamp<int64_t>(IntegerField(*entry, "expires_at"), 0,
                                         int64_t{1} << 33);
   t.expires_at = SystemClock::time_point(std::chrono::seconds(expires));
-  if (t.access_token.empty() || t.expires_at - margin <= SystemClock::now()) {
+  // An entry that could not be sent (damaged, or written by hand) is as
+  // good as none: a new token replaces it.
+  if (!IsHeaderSafeToken(t.access_token) ||
+      t.expires_at - margin <= SystemClock::now()) {
     return {};
   }
   *token = std::move(t);

@@ -382,6 +382,33 @@ TEST_F(Auth, ATokenThatExpiresDuringARunIsRenewed) {
   ExpectNoSecrets(r, {short_secret});
 }
 
+// Tokens of a second: renewal cannot keep ahead of them, and must not try
+// in a tight loop; the collection's refusals bring new ones, and the run
+// completes.
+TEST_F(Auth, TokensOfASecondAreNotAskedForInATightLoop) {
+  ASSERT_FALSE(TestCollection().instant_client_id.empty())
+      << "the test collection's clients.txt predates the one-second client; "
+         "remove it and start the collection again";
+  std::string manifest = ServeFiles(6, 256 * 1024);
+  size_t grants =
+      CountLines(TestCollection().auth_log, TestCollection().instant_client_id);
+  RunResult r = RunFerry(Join(
+      {GetById(manifest),
+       Services(),
+       {"--client-id", TestCollection().instant_client_id,
+        "--client-secret-file", TestCollection().instant_client_secret_file,
+        "--streams", "2", "--max-rate", "384K", "--no-token-cache"}}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectSameTree();
+  // About four seconds: a grant every two at most, plus those the
+  // collection's refusals asked for (one per refusal of the current token).
+  size_t asked = CountLines(TestCollection().auth_log,
+                            TestCollection().instant_client_id) -
+                 grants;
+  EXPECT_GE(asked, 2u);
+  EXPECT_LE(asked, 20u);
+}
+
 // A token the cache still trusts but the collection no longer takes (it
 // was revoked, say): the first 401 brings a fresh grant, and the run ends
 // as if nothing happened.
@@ -490,6 +517,41 @@ TEST_F(Auth, ARedirectToAnotherHostNeverSeesTheToken) {
   EXPECT_EQ(seen.find("auth=present"), std::string::npos) << seen;
   EXPECT_EQ(seen.find(name_), std::string::npos)
       << "ferry followed the redirect: " << seen;
+}
+
+// Any server can send browsers to the login of any collection; one that
+// names ours gets no token for it.
+TEST_F(Auth, AServerPosingAsTheCollectionGetsNoToken) {
+  ASSERT_FALSE(TestCollection().elsewhere_url.empty());
+  const std::string impostor =
+      TestCollection().elsewhere_url + "/_impostor/" + name_;
+  std::error_code ec;
+  uintmax_t before = fs::file_size(TestCollection().elsewhere_log, ec);
+  if (ec) before = 0;
+  RunResult r =
+      RunFerry(Join({{"get", Manifest({"file.txt"}), "--from", impostor, "--to",
+                      dest_.string(), "--no-progress"},
+                     Ca(),
+                     Services(),
+                     Client()}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(
+      r.err.find("says it is collection " + TestCollection().collection_id),
+      std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("no token for it goes to another server"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dest_));
+
+  r = RunFerry(Join({{"token", "--at", impostor}, Ca(), Services(), Client()}));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+
+  std::string seen = ReadFile(TestCollection().elsewhere_log).substr(before);
+  EXPECT_NE(seen.find("/_impostor/" + name_), std::string::npos)
+      << "the impostor was never asked: " << seen;
+  EXPECT_EQ(seen.find("auth=present"), std::string::npos) << seen;
 }
 
 }  // namespace

@@ -51,6 +51,8 @@ const Collection& TestCollection() {
     c.client_secret_file = env["FERRY_CLIENT_SECRET_FILE"];
     c.short_client_id = env["FERRY_SHORT_CLIENT_ID"];
     c.short_client_secret_file = env["FERRY_SHORT_CLIENT_SECRET_FILE"];
+    c.instant_client_id = env["FERRY_INSTANT_CLIENT_ID"];
+    c.instant_client_secret_file = env["FERRY_INSTANT_CLIENT_SECRET_FILE"];
     c.auth_log = env["FERRY_AUTH_LOG"];
     c.elsewhere_url = env["FERRY_ELSEWHERE_URL"];
     c.elsewhere_log = env["FERRY_ELSEWHERE_LOG"];

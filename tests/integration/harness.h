@@ -34,6 +34,8 @@ struct Collection {
   std::string client_secret_file;
   std::string short_client_id;  // one whose tokens last four seconds
   std::string short_client_secret_file;
+  std::string instant_client_id;  // one whose tokens last a second
+  std::string instant_client_secret_file;
   fs::path auth_log;  // one line per grant asked for
   // Another host (127.0.0.2) that the hook /_elsewhere/ redirects to, and
   // its log, which says whether each request carried a token.

@@ -64,6 +64,18 @@ TEST(CollectionIds, AreUuids) {
             "2f9a1c3e-0b6d-4e57-9a41-5c8e2d7b6f10/data_access");
 }
 
+TEST(Servers, AreTheSameBySchemeHostAndPort) {
+  EXPECT_TRUE(SameServer("https://g-1.data.globus.org/a/b",
+                         "https://G-1.Data.Globus.org:443"));
+  EXPECT_TRUE(SameServer("https://127.0.0.1:8443/x", "https://127.0.0.1:8443"));
+  EXPECT_FALSE(SameServer("https://127.0.0.1:8443/x", "https://127.0.0.1/x"));
+  EXPECT_FALSE(SameServer("https://127.0.0.2/x", "https://127.0.0.1/x"));
+  EXPECT_FALSE(SameServer("https://g-1.data.globus.org.evil.example/",
+                          "https://g-1.data.globus.org/"));
+  EXPECT_FALSE(SameServer("http://127.0.0.1/x", "https://127.0.0.1/x"));
+  EXPECT_FALSE(SameServer("not a url", "not a url"));
+}
+
 TEST(PrivateFile, ReadsTheFirstLineOfAnOwnerOnlyFile) {
   fs::path dir = testing::MakeScratchDir("globus");
   WriteWithMode(dir / "secret", "  s3cret-value \nsecond line\n", 0600);
@@ -194,6 +206,34 @@ TEST(TokenCacheFile, EntriesOfTheWrongShapeAreSkipped) {
   ASSERT_TRUE(cache.Find("d", seconds(60), &found).ok());
   EXPECT_TRUE(found.has_value());
   fs::remove_all(dir);
+}
+
+TEST(TokenCacheFile, TokensThatCannotBeSentAreSkipped) {
+  fs::path dir = testing::MakeScratchDir("globus");
+  fs::path path = dir / "tokens.json";
+  WriteWithMode(path,
+                R"({"tokens":{"crlf":{"access_token":"t\r\nX-Evil: 1",)"
+                R"("expires_at":9999999999},)"
+                R"("space":{"access_token":"a b","expires_at":9999999999},)"
+                R"("fine":{"access_token":"ab","expires_at":9999999999}}})",
+                0600);
+  TokenCache cache(path.string());
+  std::optional<GrantedToken> found;
+  for (const char* key : {"crlf", "space"}) {
+    ASSERT_TRUE(cache.Find(key, seconds(60), &found).ok());
+    EXPECT_FALSE(found.has_value()) << key;
+  }
+  ASSERT_TRUE(cache.Find("fine", seconds(60), &found).ok());
+  EXPECT_TRUE(found.has_value());
+  fs::remove_all(dir);
+}
+
+TEST(Tokens, OnlyVisibleAsciiGoesIntoAHeader) {
+  EXPECT_TRUE(IsHeaderSafeToken("Ag3x.-_~+/="));
+  EXPECT_FALSE(IsHeaderSafeToken(""));
+  EXPECT_FALSE(IsHeaderSafeToken("a b"));
+  EXPECT_FALSE(IsHeaderSafeToken("a\r\nX: 1"));
+  EXPECT_FALSE(IsHeaderSafeToken("caf\xc3\xa9"));
 }
 
 TEST(TokenCacheFile, KeysDoNotDependOnScopeOrder) {

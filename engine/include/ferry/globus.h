@@ -40,6 +40,15 @@ std::string DataAccessScope(std::string_view collection_id);
 // before it goes into a URL.
 bool IsCollectionId(std::string_view text);
 
+// Whether `token` can go into an Authorization header as it is: not empty,
+// visible ASCII only (no space, control byte or line break).
+bool IsHeaderSafeToken(std::string_view token);
+
+// Whether two https:// URLs name the same server: scheme, host (in any
+// case) and port (443 when none is written) alike. False when either
+// cannot be parsed.
+bool SameServer(const std::string& a, const std::string& b);
+
 // What the Transfer API says about a collection.
 struct CollectionInfo {
   std::string id;
