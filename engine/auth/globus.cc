@@ -365,15 +365,24 @@ Status ReadPrivateFile(const std::string& path, std::string_view what,
   int err = errno;
   close(fd);
   if (n < 0) return ErrorFromErrno(err, "read " + path);
-  std::string line = text.substr(0, text.find('\n'));
+  const size_t newline = text.find('\n');
+  if (newline == std::string::npos && text.size() >= 65536) {
+    explicit_bzero(text.data(), text.size());
+    explicit_bzero(buffer, sizeof buffer);
+    return UsageError(std::string(what) + " " + path +
+                      " does not hold a line of less than 64 KiB");
+  }
+  std::string line = text.substr(0, newline);
   size_t first = line.find_first_not_of(" \t\r");
   size_t last = line.find_last_not_of(" \t\r");
   *secret =
       first == std::string::npos ? "" : line.substr(first, last - first + 1);
+  const bool empty = text.empty();
   explicit_bzero(text.data(), text.size());
   explicit_bzero(buffer, sizeof buffer);
   if (secret->empty()) {
-    return UsageError(std::string(what) + " " + path + " is empty");
+    return UsageError(std::string(what) + " " + path +
+                      (empty ? " is empty" : ": its first line is blank"));
   }
   return {};
 }

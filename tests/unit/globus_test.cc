@@ -104,9 +104,19 @@ TEST(PrivateFile, RefusesAFileOthersCanRead) {
 
 TEST(PrivateFile, RefusesAnEmptyOrMissingFile) {
   fs::path dir = testing::MakeScratchDir("globus");
-  WriteWithMode(dir / "empty", "\n", 0600);
+  WriteWithMode(dir / "empty", "", 0600);
+  WriteWithMode(dir / "blank", "\nsecond-line\n", 0600);
+  WriteWithMode(dir / "long", std::string(100000, 'x'), 0600);
   std::string secret;
-  EXPECT_FALSE(ReadPrivateFile(dir / "empty", "secret", &secret).ok());
+  Status s = ReadPrivateFile(dir / "empty", "secret", &secret);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("is empty"), std::string::npos);
+  s = ReadPrivateFile(dir / "blank", "secret", &secret);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("first line is blank"), std::string::npos);
+  s = ReadPrivateFile(dir / "long", "secret", &secret);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("64 KiB"), std::string::npos);
   EXPECT_FALSE(ReadPrivateFile(dir / "missing", "secret", &secret).ok());
   fs::remove_all(dir);
 }
