@@ -364,23 +364,25 @@ Status ReadPrivateFile(const std::string& path, std::string_view what,
   }
   int err = errno;
   close(fd);
-  if (n < 0) return ErrorFromErrno(err, "read " + path);
-  const size_t newline = text.find('\n');
-  if (newline == std::string::npos && text.size() >= 65536) {
-    explicit_bzero(text.data(), text.size());
-    explicit_bzero(buffer, sizeof buffer);
-    return UsageError(std::string(what) + " " + path +
-                      " does not hold a line of less than 64 KiB");
-  }
-  std::string line = text.substr(0, newline);
-  size_t first = line.find_first_not_of(" \t\r");
-  size_t last = line.find_last_not_of(" \t\r");
-  *secret =
-      first == std::string::npos ? "" : line.substr(first, last - first + 1);
+  // The first line, without surrounding blanks, copied once; everything
+  // read is wiped before any return.
+  const size_t end = std::min(text.find('\n'), text.size());
+  const bool too_long = end == text.size() && text.size() >= 65536;
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  size_t first = 0;
+  size_t last = end;
+  while (first < last && blank(text[first])) ++first;
+  while (last > first && blank(text[last - 1])) --last;
+  if (n >= 0 && !too_long) secret->assign(text, first, last - first);
   const bool empty = text.empty();
   explicit_bzero(text.data(), text.size());
   explicit_bzero(buffer, sizeof buffer);
-  if (secret->empty()) {
+  if (n < 0) return ErrorFromErrno(err, "read " + path);
+  if (too_long) {
+    return UsageError(std::string(what) + " " + path +
+                      " does not hold a line of less than 64 KiB");
+  }
+  if (first == last) {
     return UsageError(std::string(what) + " " + path +
                       (empty ? " is empty" : ": its first line is blank"));
   }

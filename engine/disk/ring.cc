@@ -4,7 +4,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 
 namespace ferry {
@@ -24,15 +23,10 @@ Status Ring::Create(unsigned entries, unsigned file_slots,
   // Completions of work done by io-wq reach this thread at its next system
   // call (the loop makes them all the time, and a wait on the ring's
   // eventfd is woken) instead of by an interrupt of whatever it is doing.
+  // Linux 5.19, which ferry needs anyway, has the flag.
   params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
   params.cq_entries = entries * 4;
   int rc = io_uring_queue_init_params(entries, &ring->ring_, &params);
-  if (rc == -EINVAL) {  // a kernel that predates the flag
-    params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = entries * 4;
-    rc = io_uring_queue_init_params(entries, &ring->ring_, &params);
-  }
   if (rc < 0) {
     return Error(ErrorCode::kLocalIo, RetryClass::kStopRun,
                  fmt::format("io_uring is not available here ({}); ferry "

@@ -63,8 +63,9 @@ struct Job {
 
   bool download = false;  // the run writes local files
 
-  // A large download fetched as ranges on several streams at once, when
-  // the collection honours them; the ranges are jobs of their own, with
+  // A download large enough to be fetched as ranges on several streams at
+  // once. The loop splits it only when few requests are in flight and the
+  // collection honours ranges; the ranges are jobs of their own, with
   // `split` naming the file they belong to.
   bool in_ranges = false;
   static constexpr uint64_t kNoSplit = ~uint64_t{0};
